@@ -1,0 +1,146 @@
+"""Assembles the ASGI application: routes, middleware, the GraphQL endpoint and the in-process workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from config import Settings, load_settings
+from domain.authn import Authenticator
+from domain.errors import StudioError
+from domain.workers import run_workers
+from middleware.docstore_calls import DocstoreCallsMiddleware
+from middleware.request_id import RequestIdMiddleware, new_request_id, request_id_var
+from resolvers.loaders import make_loaders
+from resolvers.services import Services
+from schema.context import StudioContext
+from schema.root import schema
+from wiring import build_authenticator, build_runner, build_services
+
+log = logging.getLogger("genmedia.app")
+
+
+class StudioGraphQL(GraphQL):
+    """The GraphQL endpoint: HTTP and graphql-transport-ws, with our context and connection auth."""
+
+    def __init__(self, services: Services, authenticator: Authenticator, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.services = services
+        self.authenticator = authenticator
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> StudioContext:  # type: ignore[override]
+        context = StudioContext(
+            services=self.services,
+            request_id=request_id_var.get() or new_request_id(),
+            loaders=make_loaders(self.services.docs),
+            request=request,
+            response=response,
+        )
+        if isinstance(request, Request):
+            try:
+                context.principal = await self.authenticator.from_authorization(
+                    request.headers.get("authorization")
+                )
+            except StudioError as error:
+                context.auth_error = error
+        return context
+
+    async def on_ws_connect(self, context: StudioContext) -> dict[str, Any] | None:  # type: ignore[override]
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        header = params.get("authorization") or params.get("Authorization")
+        if not header and context.request is not None:
+            header = context.request.headers.get("authorization")
+        if not isinstance(header, str) or not header:
+            raise ConnectionRejectionError(
+                {"code": "UNAUTHENTICATED", "message": "Send authorization in connection_init."}
+            )
+        try:
+            context.principal = await self.authenticator.from_authorization(header)
+        except StudioError as error:
+            raise ConnectionRejectionError({"code": error.code.value, "message": error.message}) from None
+        return {"userId": context.principal.id if context.principal else None}
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The API process: GraphQL, health, metrics, signed files, and `settings.workers` job workers."""
+    settings = settings or load_settings()
+    services = build_services(settings)
+    authenticator = build_authenticator(services)
+    graphql = StudioGraphQL(
+        services,
+        authenticator,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        allowed_origins=settings.cors_origins,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        for name, probe in (("docstore", services.docs.ping), ("blobs", services.blobs.ping)):
+            try:
+                await asyncio.wait_for(probe(), timeout=2.0)
+                checks[name] = "ok"
+            except Exception as error:  # readiness reports, never raises
+                checks[name] = f"unavailable: {type(error).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+        )
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        workers: asyncio.Task[None] | None = None
+        if settings.workers > 0:
+            runner = build_runner(services)
+            workers = asyncio.create_task(
+                run_workers(
+                    services.queue,
+                    runner,
+                    concurrency=settings.workers,
+                    sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
+                ),
+                name="workers",
+            )
+        try:
+            yield
+        finally:
+            if workers is not None:
+                workers.cancel()
+                await asyncio.gather(workers, return_exceptions=True)
+            await services.jobs_hub.close()
+            await services.docs.close()
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/v1/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/v1/graphql", graphql),
+    ]
+    if settings.blobs == "local":
+        from backends.blobs.localfs import files_route
+
+        routes.append(files_route(services.blobs))  # type: ignore[arg-type]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = services
+    app.add_middleware(DocstoreCallsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Adapters: one sub-package per port in `domain.ports`, one module per implementation."""

@@ -1,0 +1,1 @@
+"""BlobStore adapters: private media objects reachable through expiring signed URLs."""

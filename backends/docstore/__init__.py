@@ -1,0 +1,1 @@
+"""DocStore adapters: `sqlite` (embedded default) and `firestore` (Google Cloud)."""

@@ -1,0 +1,1 @@
+"""Generator adapters: `local` (procedural, offline) and `vertex` (Google models on Vertex AI)."""

@@ -1,0 +1,1 @@
+"""IdentityProvider adapters: verify bearer tokens into a VerifiedIdentity."""

@@ -1,0 +1,1 @@
+"""Job queue adapters: the jobs documents themselves (embedded), or Cloud Tasks."""

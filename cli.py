@@ -1,0 +1,190 @@
+"""`genmedia`: serve, worker, token, user set, generate --watch, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from datetime import timedelta
+from typing import Any
+
+from config import Settings, load_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app import create_app
+    from logs import configure_logging
+
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_message_bytes,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.workers import run_workers
+    from logs import configure_logging
+    from wiring import build_runner, build_services
+
+    configure_logging(settings)
+    concurrency = args.concurrency or max(settings.workers, 1)
+
+    async def main() -> None:
+        services = build_services(settings)
+        runner = build_runner(services)
+        task = asyncio.create_task(
+            run_workers(
+                services.queue,
+                runner,
+                concurrency=concurrency,
+                sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await services.docs.close()
+
+    asyncio.run(main())
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.users import Role, UserStatus
+    from wiring import build_docstore, local_issuer
+
+    if settings.identity != "local":
+        print("genmedia token works only with GENMEDIA_IDENTITY=local", file=sys.stderr)
+        return 2
+
+    async def main() -> str:
+        from domain.users import Directory
+
+        docs = build_docstore(settings)
+        try:
+            user = await Directory(docs).put(
+                args.email, role=Role(args.role.upper()), status=UserStatus.ACTIVE
+            )
+        finally:
+            await docs.close()
+        issuer = local_issuer(settings)
+        return str(issuer.issue(user.id, user.email, ttl=timedelta(hours=args.hours)))
+
+    print(asyncio.run(main()))
+    return 0
+
+
+def _user_set(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.users import Directory, Role, UserStatus
+    from wiring import build_docstore
+
+    async def main() -> dict[str, Any]:
+        docs = build_docstore(settings)
+        try:
+            user = await Directory(docs).put(
+                args.email,
+                role=Role(args.role.upper()) if args.role else None,
+                status=UserStatus(args.status.upper()) if args.status else None,
+            )
+        finally:
+            await docs.close()
+        return {"id": user.id, "email": user.email, "role": user.role.value, "status": user.status.value}
+
+    print(json.dumps(asyncio.run(main())))
+    return 0
+
+
+def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from strawberry.printer import print_schema
+
+    from schema.root import schema
+
+    print(print_schema(schema))
+    return 0
+
+
+def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    from client import generate_and_watch
+
+    token = args.token or settings.token
+    if not token:
+        print(
+            "set GENMEDIA_TOKEN (from `genmedia token --email you@example.com`) or pass --token",
+            file=sys.stderr,
+        )
+        return 2
+    url = args.url or settings.base_url
+    return asyncio.run(
+        generate_and_watch(url, token, args.kind, args.prompt, watch=args.watch, extra=args.param)
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genmedia", description="GenMedia Studio API")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("serve", help="run the API (and GENMEDIA_WORKERS workers)").set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="run job workers only")
+    worker.add_argument(
+        "--concurrency", type=int, default=0, help="jobs at a time (default GENMEDIA_WORKERS)"
+    )
+    worker.set_defaults(run=_worker)
+
+    token = commands.add_parser("token", help="local identity: make the user ACTIVE and print a token")
+    token.add_argument("--email", required=True)
+    token.add_argument("--role", default="user", choices=["admin", "user", "viewer"])
+    token.add_argument("--hours", type=float, default=12.0, help="validity (default 12)")
+    token.set_defaults(run=_token)
+
+    user = commands.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_set = user_commands.add_parser("set", help="create or change a user")
+    user_set.add_argument("--email", required=True)
+    user_set.add_argument("--role", choices=["admin", "user", "viewer"])
+    user_set.add_argument("--status", choices=["active", "pending", "blocked"])
+    user_set.set_defaults(run=_user_set)
+
+    generate = commands.add_parser("generate", help="submit a generation and watch it")
+    generate.add_argument("kind", choices=["image", "video", "text"])
+    generate.add_argument("prompt")
+    generate.add_argument("--watch", action="store_true", help="show live progress, then print the asset URL")
+    generate.add_argument("--token", help="bearer token (default GENMEDIA_TOKEN)")
+    generate.add_argument("--url", help="API base URL (default http://GENMEDIA_HOST:GENMEDIA_PORT)")
+    generate.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra input, e.g. aspectRatio=16:9",
+    )
+    generate.set_defaults(run=_generate)
+
+    commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(run=_export_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    return int(args.run(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""One typed Settings object, read from GENMEDIA_* (and the standard Google) environment variables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the studio can be told; adapters are chosen here and built in `wiring`."""
+
+    model_config = SettingsConfigDict(env_prefix="GENMEDIA_", extra="ignore", frozen=True)
+
+    # serving
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Path(".genmedia")
+    workers: int = Field(2, ge=0, le=64)
+    public_url: str | None = None  # base of signed /files URLs; default http://host:port
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_format: Literal["json", "text"] = "text"
+    log_level: str = "INFO"
+    ws_max_message_bytes: int = Field(64 * 1024, ge=1024)
+    token: str | None = None  # for `genmedia generate`: the bearer token to act with
+
+    # adapters
+    docstore: Literal["sqlite", "firestore"] = "sqlite"
+    blobs: Literal["local", "gcs"] = "local"
+    generator: Literal["local", "vertex"] = "local"
+    queue: Literal["docstore", "cloudtasks"] = "docstore"
+    identity: Literal["local", "firebase"] = "local"
+    bucket: str | None = None
+    redis_url: str | None = None
+
+    # Google
+    google_cloud_project: str = Field(
+        "genmedia-local",
+        validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "GENMEDIA_GOOGLE_CLOUD_PROJECT"),
+    )
+    google_cloud_location: str = Field(
+        "us-central1",
+        validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "GENMEDIA_GOOGLE_CLOUD_LOCATION"),
+    )
+    vertex_base_url: str | None = None
+    firebase_certs_url: str = (
+        "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+    )
+    admin_emails: Annotated[list[str], NoDecode] = []
+
+    # models (ids only here, never in code paths)
+    model_image: str = "gemini-3.1-flash-image"
+    model_video: str = "veo-3.1-generate-001"
+    model_text: str = "gemini-3-flash"
+    model_upscale: str = "imagen-4.0-upscale-preview"
+
+    # prices in USD, per image / video second / 1k tokens / upscaled image
+    price_image_usd: float = Field(0.039, ge=0)
+    price_video_second_usd: float = Field(0.40, ge=0)
+    price_text_1k_tokens_usd: float = Field(0.002, ge=0)
+    price_upscale_usd: float = Field(0.06, ge=0)
+
+    # local generator
+    local_speed: float = Field(1.0, ge=0, le=100)
+    local_fail_rate: float = Field(0.0, ge=0, le=1)
+
+    # jobs
+    job_lease_seconds: float = Field(30.0, gt=0)
+    job_max_attempts: int = Field(3, ge=1, le=20)
+    signed_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
+
+    # limits
+    max_prompt_chars: int = Field(4000, ge=1)
+    max_page_size: int = Field(100, ge=1, le=1000)
+
+    # webhooks
+    webhook_secret: str | None = None
+    webhook_allow_private: bool = False
+
+    @field_validator("admin_emails", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("admin_emails")
+    @classmethod
+    def _lower_emails(cls, value: list[str]) -> list[str]:
+        return [email.lower() for email in value]
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def secret_path(self) -> Path:
+        return self.data_dir / "secrets"
+
+
+class SettingsError(SystemExit):
+    """Start-up stops with one line that names the setting at fault."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read Settings from the environment, turning validation errors into one clear line each."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = error.get("loc") or ("?",)
+            name = str(loc[0])
+            env = name if name.isupper() else f"GENMEDIA_{name.upper()}"
+            lines.append(f"invalid setting {env}: {error.get('msg')} (got {error.get('input')!r})")
+        raise SettingsError("\n".join(lines)) from None

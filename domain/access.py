@@ -1,0 +1,75 @@
+"""Who is asking, and what they may do: the checks every entry point (API, worker, CLI) shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import ErrorCode, StudioError
+from domain.users import Role, User, UserStatus
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated caller: the user, and how they proved it."""
+
+    user: User
+    via: str = "token"
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+    @property
+    def reader_tags(self) -> list[str]:
+        """The `readers` entries that grant this caller visibility."""
+        return [f"user:{self.user.id}"]
+
+
+def require_actor(actor: Actor | None) -> Actor:
+    """UNAUTHENTICATED for anonymous callers."""
+    if actor is None:
+        raise StudioError(ErrorCode.UNAUTHENTICATED, "Sign in: send an Authorization bearer token.")
+    return actor
+
+
+def require_active(actor: Actor | None) -> Actor:
+    """The caller must be signed in and approved."""
+    who = require_actor(actor)
+    status = who.user.status
+    if status is UserStatus.PENDING:
+        raise StudioError(ErrorCode.FORBIDDEN, "Your account is waiting for approval by an administrator.")
+    if status is UserStatus.BLOCKED:
+        raise StudioError(ErrorCode.FORBIDDEN, "Your account is blocked.")
+    return who
+
+
+def require_generate(actor: Actor | None) -> Actor:
+    """Viewers read what is shared with them; only users and admins generate."""
+    who = require_active(actor)
+    if who.user.role is Role.VIEWER:
+        raise StudioError(ErrorCode.FORBIDDEN, "Viewers cannot generate media.")
+    return who
+
+
+def require_admin(actor: Actor | None) -> Actor:
+    who = require_active(actor)
+    if not who.user.is_admin:
+        raise StudioError(ErrorCode.FORBIDDEN, "Only administrators may do this.")
+    return who
+
+
+def can_read(actor: Actor, data: Mapping[str, Any]) -> bool:
+    """Owner, admin, or anyone listed in the document's denormalised `readers`."""
+    if actor.user.is_admin or data.get("owner_id") == actor.id:
+        return True
+    readers = data.get("readers") or ()
+    return any(tag in readers for tag in actor.reader_tags)
+
+
+def can_edit(actor: Actor, data: Mapping[str, Any]) -> bool:
+    """Owners and admins change an object; viewers never do."""
+    if actor.user.role is Role.VIEWER:
+        return False
+    return actor.user.is_admin or data.get("owner_id") == actor.id

@@ -1,0 +1,156 @@
+"""The job desk: taking generation requests, showing jobs to those who may see them, cancelling them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from domain.access import Actor, can_read, require_active, require_generate
+from domain.assets import ASSETS
+from domain.catalog import Catalog
+from domain.clock import new_id, now_iso
+from domain.errors import bad_input, conflict, not_found
+from domain.jobs import JOBS, Job, JobKind, JobStatus
+from domain.pages import Page, PageRequest, paginate
+from domain.ports import DocStore, Document, Filter, JobQueue, Order, Transaction
+from domain.requests import InputLimits, check_request
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+FIELD_OF_ROLE = {
+    "source": "input.assetId",
+    "first_frame": "input.firstFrameAssetId",
+    "last_frame": "input.lastFrameAssetId",
+    "references": "input.referenceAssetIds",
+}
+
+
+class JobDesk:
+    """Creates QUEUED jobs from checked requests and answers questions about them."""
+
+    def __init__(
+        self,
+        docs: DocStore,
+        queue: JobQueue,
+        catalog: Catalog,
+        *,
+        limits: InputLimits = InputLimits(),
+        max_page_size: int = 100,
+    ) -> None:
+        self._docs = docs
+        self._queue = queue
+        self._catalog = catalog
+        self._limits = limits
+        self._max_page_size = max_page_size
+
+    async def submit(self, actor: Actor | None, kind: JobKind, raw: Mapping[str, Any]) -> Document:
+        """Validate, check the referenced assets, then create the job and hand it to the queue."""
+        who = require_generate(actor)
+        checked = check_request(kind, raw, self._catalog, self._limits)
+        await self._check_inputs(who, checked.asset_refs)
+        now = now_iso()
+        data: dict[str, Any] = {
+            "kind": kind.value,
+            "status": JobStatus.QUEUED.value,
+            "progress": 0.0,
+            "stage": "queued",
+            "message": None,
+            "eta_seconds": None,
+            "model": checked.model.id,
+            "input": checked.input,
+            "parameters": checked.parameters,
+            "asset_refs": checked.asset_refs,
+            "owner_id": who.id,
+            "team_id": None,
+            "attempts": 0,
+            "cached": False,
+            "cost_usd": 0.0,
+            "asset_ids": [],
+            "error": None,
+            "created_at": now,
+            "updated_at": now,
+            "started_at": None,
+            "finished_at": None,
+        }
+        doc = await self._docs.create(JOBS, new_id(), data)
+        await self._queue.enqueue(doc.id)
+        return doc
+
+    async def _check_inputs(self, who: Actor, refs: Mapping[str, Sequence[str]]) -> None:
+        wanted = [(role, asset_id) for role, ids in refs.items() for asset_id in ids]
+        if not wanted:
+            return
+        docs = await self._docs.get_many(ASSETS, [asset_id for _, asset_id in wanted])
+        for (role, asset_id), doc in zip(wanted, docs, strict=True):
+            field = FIELD_OF_ROLE[role]
+            if doc is None or not can_read(who, doc.data) or doc.data.get("deleted_at"):
+                raise bad_input(field, f"asset {asset_id} not found")
+            if doc.data.get("mime_type") not in IMAGE_TYPES:
+                raise bad_input(field, f"asset {asset_id} is not an image")
+
+    async def get(self, actor: Actor | None, job_id: str) -> Document:
+        """A job its owner (or an admin) may see; NOT_FOUND for everyone else."""
+        who = require_active(actor)
+        doc = await self._docs.get(JOBS, job_id)
+        if doc is None or not (who.user.is_admin or doc.data.get("owner_id") == who.id):
+            raise not_found("job", job_id)
+        return doc
+
+    async def list(
+        self,
+        actor: Actor | None,
+        page: PageRequest,
+        *,
+        statuses: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> Page:
+        """The caller's jobs, newest first."""
+        who = require_active(actor)
+        filters = [Filter("owner_id", "==", who.id)]
+        if statuses is not None:
+            if not statuses:
+                raise bad_input("filter.statuses", "statuses must not be empty")
+            filters.append(Filter("status", "in", list(dict.fromkeys(statuses))))
+        if kinds is not None:
+            if not kinds:
+                raise bad_input("filter.kinds", "kinds must not be empty")
+            filters.append(Filter("kind", "in", list(dict.fromkeys(kinds))))
+        return await paginate(
+            self._docs, JOBS, filters, Order("created_at", True), page, max_size=self._max_page_size
+        )
+
+    async def cancel(self, actor: Actor | None, job_id: str) -> Document:
+        """QUEUED or RUNNING → CANCELLED; the worker running it sees the change and stops."""
+        await self.get(actor, job_id)
+
+        async def move(tx: Transaction) -> None:
+            current = await tx.get(JOBS, job_id)
+            if current is None:
+                raise not_found("job", job_id)
+            status = JobStatus(current.data["status"])
+            if status.is_final:
+                raise conflict(f"job {job_id} is already {status.value}")
+            now = now_iso()
+            tx.update(
+                JOBS,
+                job_id,
+                {
+                    "status": JobStatus.CANCELLED.value,
+                    "stage": "cancelled",
+                    "message": "Cancelled by request.",
+                    "eta_seconds": None,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                },
+            )
+
+        await self._docs.run_transaction(move)
+        doc = await self._docs.get(JOBS, job_id)
+        if doc is None:
+            raise not_found("job", job_id)
+        return doc
+
+
+def job_of(doc: Document) -> Job:
+    return Job.from_doc(doc.id, doc.data)

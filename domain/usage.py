@@ -1,0 +1,168 @@
+"""Usage and cost: per-job counters booked once, at the job's final transition, and reports over them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from domain.access import Actor, require_active
+from domain.clock import to_iso
+from domain.errors import bad_input, forbidden
+from domain.ports import DocStore, Filter, Increment, Query, Transaction
+
+USAGE = "usage_daily"
+GROUPS = ("DAY", "MONTH", "USER", "TEAM", "MODEL", "KIND")
+MAX_REPORT_DAYS = 400
+KIND_COUNTER = {"IMAGE": "images", "VIDEO": "videos", "TEXT": "texts", "UPSCALE": "upscales"}
+
+
+@dataclass
+class UsageTotals:
+    images: int = 0
+    videos: int = 0
+    texts: int = 0
+    upscales: int = 0
+    video_seconds: float = 0.0
+    jobs: int = 0
+    failed_jobs: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, data: dict[str, Any]) -> None:
+        for item in fields(self):
+            value = data.get(item.name)
+            if value:
+                setattr(self, item.name, getattr(self, item.name) + value)
+        self.cost_usd = round(self.cost_usd, 6)
+
+
+@dataclass
+class UsageRow:
+    key: list[str]
+    totals: UsageTotals = field(default_factory=UsageTotals)
+
+
+@dataclass
+class UsageReport:
+    start: datetime
+    end: datetime
+    group_by: list[str]
+    rows: list[UsageRow]
+    totals: UsageTotals
+
+
+def usage_doc_id(user_id: str, day: str, model: str, kind: str) -> str:
+    return f"{user_id}|{day}|{model}|{kind}"
+
+
+async def book_usage(
+    tx: Transaction,
+    *,
+    user_id: str,
+    team_id: str | None,
+    day: str,
+    model: str,
+    kind: str,
+    counts: dict[str, float],
+) -> None:
+    """Add one finished job's counts to the day's counter document, inside the finishing transaction.
+
+    Must be called before any write in the transaction (it reads first).
+    """
+    doc_id = usage_doc_id(user_id, day, model, kind)
+    existing = await tx.get(USAGE, doc_id)
+    if existing is None:
+        tx.create(
+            USAGE,
+            doc_id,
+            {
+                "user_id": user_id,
+                "team_id": team_id,
+                "day": day,
+                "month": day[:7],
+                "model": model,
+                "kind": kind,
+            }
+            | {name: value for name, value in counts.items()},
+        )
+    else:
+        tx.update(USAGE, doc_id, {name: Increment(value) for name, value in counts.items()})
+
+
+def job_counts(kind: str, *, succeeded: bool, units: dict[str, float], cost: float) -> dict[str, float]:
+    """What one finished job adds to usage: media counts only when it succeeded."""
+    counts: dict[str, float] = {"jobs": 1}
+    if succeeded:
+        counts[KIND_COUNTER[kind]] = units.get("images", 1) if kind in ("IMAGE", "UPSCALE") else 1
+        if kind == "VIDEO":
+            counts["video_seconds"] = units.get("video_seconds", 0.0)
+        counts["cost_usd"] = cost
+    else:
+        counts["failed_jobs"] = 1
+    return counts
+
+
+class UsageLedger:
+    """Usage reports for a caller (or, for admins, anyone)."""
+
+    def __init__(self, docs: DocStore) -> None:
+        self._docs = docs
+
+    async def totals(self, user_id: str, start: datetime, end: datetime) -> UsageTotals:
+        report = await self._report([Filter("user_id", "==", user_id)], start, end, [])
+        return report.totals
+
+    async def report(
+        self,
+        actor: Actor | None,
+        start: datetime,
+        end: datetime,
+        group_by: Sequence[str],
+        user_id: str | None = None,
+    ) -> UsageReport:
+        who = require_active(actor)
+        if user_id is not None and user_id != who.id and not who.user.is_admin:
+            raise forbidden("Only administrators may read other users' usage.")
+        for group in group_by:
+            if group not in GROUPS:
+                raise bad_input("query.groupBy", f"unknown group {group}")
+        filters: list[Filter] = []
+        if user_id is not None:
+            filters.append(Filter("user_id", "==", user_id))
+        elif not who.user.is_admin:
+            filters.append(Filter("user_id", "==", who.id))
+        return await self._report(filters, start, end, list(dict.fromkeys(group_by)))
+
+    async def _report(
+        self, filters: list[Filter], start: datetime, end: datetime, group_by: list[str]
+    ) -> UsageReport:
+        if end <= start:
+            raise bad_input("query.to", "to must be later than from")
+        if (end - start).days > MAX_REPORT_DAYS:
+            raise bad_input("query.to", f"a report spans at most {MAX_REPORT_DAYS} days")
+        first_day, last_day = to_iso(start)[:10], to_iso(end)[:10]
+        filters = [*filters, Filter("day", ">=", first_day), Filter("day", "<=", last_day)]
+        docs = await self._docs.query(Query(USAGE, tuple(filters)))
+        rows: dict[tuple[str, ...], UsageRow] = {}
+        totals = UsageTotals()
+        for doc in docs:
+            data = doc.data
+            key_of = {
+                "DAY": data.get("day", ""),
+                "MONTH": data.get("month", ""),
+                "USER": data.get("user_id", ""),
+                "TEAM": data.get("team_id") or "",
+                "MODEL": data.get("model", ""),
+                "KIND": data.get("kind", ""),
+            }
+            key = tuple(key_of[group] for group in group_by)
+            rows.setdefault(key, UsageRow(list(key))).totals.add(data)
+            totals.add(data)
+        ordered = [rows[key] for key in sorted(rows)]
+        return UsageReport(start, end, group_by, ordered, totals)
+
+
+def empty_groups() -> dict[str, UsageTotals]:
+    return defaultdict(UsageTotals)

@@ -1,0 +1,1 @@
+"""Thin resolvers: who is asking → one domain call → schema types."""

@@ -1,0 +1,53 @@
+"""Mutation resolvers."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from domain.jobs import JobKind
+from resolvers.inputs import image_input, text_input, upscale_input, video_input
+from schema.assets import Asset
+from schema.context import StudioContext
+from schema.jobs import GenerateImageInput, GenerateTextInput, GenerateVideoInput, Job, UpscaleImageInput
+from schema.nodes import decode_id
+
+Ctx = Info[StudioContext, None]
+
+
+async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
+    doc = await info.context.services.desk.submit(info.context.actor, JobKind.IMAGE, image_input(input))
+    return Job.from_doc(doc)
+
+
+async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
+    doc = await info.context.services.desk.submit(info.context.actor, JobKind.VIDEO, video_input(input))
+    return Job.from_doc(doc)
+
+
+async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
+    doc = await info.context.services.desk.submit(info.context.actor, JobKind.TEXT, text_input(input))
+    return Job.from_doc(doc)
+
+
+async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
+    doc = await info.context.services.desk.submit(info.context.actor, JobKind.UPSCALE, upscale_input(input))
+    return Job.from_doc(doc)
+
+
+async def cancel_job(info: Ctx, id: strawberry.ID) -> Job:
+    doc = await info.context.services.desk.cancel(info.context.actor, decode_id(id, "Job"))
+    return Job.from_doc(doc)
+
+
+async def update_asset(
+    info: Ctx,
+    id: strawberry.ID,
+    title: str | None = None,
+    tags: list[str] | None = None,
+    favorite: bool | None = None,
+) -> Asset:
+    doc = await info.context.services.library.update(
+        info.context.actor, decode_id(id, "Asset"), title=title, tags=tags, favorite=favorite
+    )
+    return Asset.from_doc(doc)

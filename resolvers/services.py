@@ -1,0 +1,32 @@
+"""The studio's services as the API sees them: ports and domain objects, built once by `wiring`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.catalog import Catalog
+from domain.desk import JobDesk
+from domain.library import Library
+from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.usage import UsageLedger
+from domain.users import Directory
+from subscriptions.hub import DocumentHub
+
+
+@dataclass
+class Services:
+    """Everything a request may need; one instance per process."""
+
+    settings: Any
+    docs: DocStore
+    blobs: BlobStore
+    generator: Generator
+    queue: JobQueue
+    identity: IdentityProvider
+    catalog: Catalog
+    directory: Directory
+    desk: JobDesk
+    library: Library
+    ledger: UsageLedger
+    jobs_hub: DocumentHub

@@ -1,0 +1,197 @@
+"""Jobs, generation inputs and models in the schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import strawberry
+from strawberry.types import Info
+
+from domain.jobs import Job as DomainJob
+from domain.ports import Document
+from schema.assets import Asset
+from schema.context import StudioContext
+from schema.nodes import Node, PageInfo, encode_id
+from schema.scalars import JSON, ErrorCode, JobKind, JobStatus, moment
+from schema.users import User
+
+
+@strawberry.type
+class JobError:
+    code: ErrorCode
+    message: str
+    retryable: bool
+
+
+@strawberry.type(description="One generation: its status and progress while it runs, its assets when done.")
+class Job(Node):
+    _job: strawberry.Private[DomainJob]
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> Job:
+        return cls(id=encode_id("Job", doc.id), _job=DomainJob.from_doc(doc.id, doc.data))
+
+    @strawberry.field
+    def kind(self) -> JobKind:
+        return self._job.kind
+
+    @strawberry.field
+    def status(self) -> JobStatus:
+        return self._job.status
+
+    @strawberry.field(description="0..1, never goes back.")
+    def progress(self) -> float:
+        return self._job.progress
+
+    @strawberry.field(
+        description="queued, starting, generating, encoding, uploading, done, failed, cancelled"
+    )
+    def stage(self) -> str:
+        return self._job.stage
+
+    @strawberry.field
+    def message(self) -> str | None:
+        return self._job.message
+
+    @strawberry.field
+    def eta_seconds(self) -> int | None:
+        eta = self._job.eta_seconds
+        return None if eta is None else int(eta)
+
+    @strawberry.field
+    def model(self) -> str:
+        return self._job.model
+
+    @strawberry.field(description="The input as accepted (defaults filled in).")
+    def input(self) -> JSON:
+        return cast(JSON, self._job.input)
+
+    @strawberry.field(description="The results, once SUCCEEDED.")
+    async def assets(self, info: Info[StudioContext, None]) -> list[Asset]:
+        if not self._job.asset_ids:
+            return []
+        docs = await info.context.loaders.assets.load_many(list(self._job.asset_ids))
+        return [Asset.from_doc(doc) for doc in docs if doc is not None and not doc.data.get("deleted_at")]
+
+    @strawberry.field
+    def error(self) -> JobError | None:
+        error = self._job.error
+        if error is None:
+            return None
+        return JobError(code=ErrorCode(error.code), message=error.message, retryable=error.retryable)
+
+    @strawberry.field
+    def attempts(self) -> int:
+        return self._job.attempts
+
+    @strawberry.field(description="Served from an identical earlier request.")
+    def cached(self) -> bool:
+        return self._job.cached
+
+    @strawberry.field
+    def cost_usd(self) -> float:
+        return self._job.cost_usd
+
+    @strawberry.field
+    async def owner(self, info: Info[StudioContext, None]) -> User:
+        doc = await info.context.loaders.users.load(self._job.owner_id)
+        if doc is None:
+            raise RuntimeError("job owner is missing")
+        return User.from_doc(doc)
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return moment(self._job.created_at)  # type: ignore[return-value]
+
+    @strawberry.field
+    def started_at(self) -> datetime | None:
+        return moment(self._job.started_at)
+
+    @strawberry.field
+    def finished_at(self) -> datetime | None:
+        return moment(self._job.finished_at)
+
+
+@strawberry.type
+class JobEdge:
+    node: Job
+    cursor: str
+
+
+@strawberry.type
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+    _total: strawberry.Private[Any]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return int(await self._total())
+
+
+@strawberry.input
+class JobFilter:
+    statuses: list[JobStatus] | None = None
+    kinds: list[JobKind] | None = None
+
+
+@strawberry.type(description="One event a subscription delivers: the job as it is now.")
+class JobEvent:
+    job: Job
+    previous_status: JobStatus | None
+
+
+@strawberry.input
+class GenerateImageInput:
+    prompt: str
+    negative_prompt: str | None = None
+    model: str | None = strawberry.field(default=None, description="Default from settings; see Query.models.")
+    aspect_ratio: str | None = strawberry.field(default="1:1", description="1:1, 3:4, 4:3, 9:16, 16:9")
+    count: int | None = strawberry.field(default=1, description="1..4 images in one job.")
+    seed: int | None = None
+    reference_asset_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input
+class GenerateVideoInput:
+    prompt: str
+    negative_prompt: str | None = None
+    model: str | None = None
+    aspect_ratio: str | None = "16:9"
+    duration_seconds: int | None = strawberry.field(
+        default=8, description="Model-dependent; see Query.models."
+    )
+    generate_audio: bool | None = False
+    seed: int | None = None
+    first_frame_asset_id: strawberry.ID | None = None
+    last_frame_asset_id: strawberry.ID | None = None
+    reference_asset_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input
+class GenerateTextInput:
+    prompt: str
+    system_prompt: str | None = None
+    model: str | None = None
+    temperature: float | None = 0.7
+    max_output_tokens: int | None = 1024
+
+
+@strawberry.input
+class UpscaleImageInput:
+    asset_id: strawberry.ID
+    factor: int | None = strawberry.field(default=2, description="2 or 4")
+    model: str | None = None
+
+
+@strawberry.type(description="A model the studio offers, with its price.")
+class ModelInfo:
+    id: str
+    kind: JobKind
+    display_name: str
+    unit_cost_usd: float = strawberry.field(description="Per image, per video second, per 1k tokens.")
+    cost_unit: str
+    max_count: int | None
+    durations_seconds: list[int] | None
+    aspect_ratios: list[str]

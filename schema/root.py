@@ -1,0 +1,82 @@
+"""The root types and the Schema with its extensions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from resolvers import mutations, queries, subscriptions
+from schema.assets import Asset, AssetConnection
+from schema.errors import ErrorFormatter
+from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
+from schema.nodes import Node
+from schema.scalars import JobStatus
+from schema.usage import UsageReport
+from schema.users import User
+
+
+@strawberry.type
+class Query:
+    node: Node | None = strawberry.field(resolver=queries.node, description="Any object by its global id.")
+    me: User = strawberry.field(resolver=queries.me, description="The caller.")
+    models: list[ModelInfo] = strawberry.field(resolver=queries.models)
+    asset: Asset | None = strawberry.field(resolver=queries.asset)
+    assets: AssetConnection = strawberry.field(resolver=queries.assets, description="The caller's library.")
+    job: Job | None = strawberry.field(resolver=queries.job)
+    jobs: JobConnection = strawberry.field(
+        resolver=queries.jobs, description="The caller's jobs, newest first."
+    )
+    usage: UsageReport = strawberry.field(resolver=queries.usage)
+
+
+@strawberry.type
+class Mutation:
+    generate_image: Job = strawberry.mutation(resolver=mutations.generate_image)
+    generate_video: Job = strawberry.mutation(resolver=mutations.generate_video)
+    generate_text: Job = strawberry.mutation(resolver=mutations.generate_text)
+    upscale_image: Job = strawberry.mutation(resolver=mutations.upscale_image)
+    cancel_job: Job = strawberry.mutation(resolver=mutations.cancel_job)
+    update_asset: Asset = strawberry.mutation(resolver=mutations.update_asset)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Every change of one job; completes after a final status.")
+    async def job_progress(self, info: queries.Ctx, id: strawberry.ID) -> AsyncGenerator[JobEvent, None]:
+        async for event in subscriptions.job_progress(info, id):
+            yield event
+
+    @strawberry.subscription(description="Every change of any of the caller's jobs.")
+    async def my_jobs(
+        self, info: queries.Ctx, statuses: list[JobStatus] | None = None
+    ) -> AsyncGenerator[JobEvent, None]:
+        async for event in subscriptions.my_jobs(info, statuses):
+            yield event
+
+
+def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 5000) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[User, Asset, Job],
+        extensions=[
+            ErrorFormatter,
+            ParserCache,
+            ValidationCache,
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        ],
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,77 @@
+"""People in the schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from domain.access import require_active
+from domain.errors import forbidden
+from domain.ports import Document
+from domain.users import User as DomainUser
+from schema.context import StudioContext
+from schema.nodes import Node, encode_id
+from schema.scalars import Role, UserStatus, moment
+from schema.usage import UsageTotals
+
+
+@strawberry.type(description="A person using the studio.")
+class User(Node):
+    _user: strawberry.Private[DomainUser]
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> User:
+        return cls.of(DomainUser.from_doc(doc.id, doc.data))
+
+    @classmethod
+    def of(cls, user: DomainUser) -> User:
+        return cls(id=encode_id("User", user.id), _user=user)
+
+    @strawberry.field(description="Visible to the user themselves and to administrators.")
+    def email(self, info: Info[StudioContext, None]) -> str:
+        actor = require_active(info.context.actor) if info.context.actor else None
+        if actor is None or (actor.id != self._user.id and not actor.user.is_admin):
+            raise forbidden("Only the user and administrators may see this email address.")
+        return self._user.email
+
+    @strawberry.field
+    def display_name(self) -> str | None:
+        return self._user.display_name
+
+    @strawberry.field
+    def role(self) -> Role:
+        return self._user.role
+
+    @strawberry.field
+    def status(self) -> UserStatus:
+        return self._user.status
+
+    @strawberry.field
+    def accepted_terms_version(self) -> str | None:
+        return self._user.accepted_terms_version
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        value = moment(self._user.created_at)
+        assert value is not None
+        return value
+
+    @strawberry.field
+    def last_seen_at(self) -> datetime | None:
+        return moment(self._user.last_seen_at)
+
+    @strawberry.field(description="Totals over [from, to); visible to the user and administrators.")
+    async def usage(
+        self,
+        info: Info[StudioContext, None],
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+    ) -> UsageTotals:
+        actor = require_active(info.context.actor)
+        if actor.id != self._user.id and not actor.user.is_admin:
+            raise forbidden("Only the user and administrators may see this usage.")
+        totals = await info.context.services.ledger.totals(self._user.id, from_, to)
+        return UsageTotals.of(totals)

@@ -1,0 +1,170 @@
+"""The BlobStore contract: every adapter in BLOB_BACKENDS must pass this same suite.
+
+To add an adapter, add an entry to BLOB_BACKENDS: an async context manager that yields the store
+and a `fetch_url(url) -> (status, headers, body)` able to download its signed URLs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from backends.blobs.localfs import LocalBlobStore, files_route
+from domain.ports import BlobNotFound, BlobStore, StoredBlob
+
+FetchUrl = Callable[[str], Awaitable[tuple[int, Mapping[str, str], bytes]]]
+BlobBackend = Callable[[Path], AbstractAsyncContextManager[tuple[BlobStore, FetchUrl]]]
+
+
+@asynccontextmanager
+async def local_backend(tmp_path: Path) -> AsyncIterator[tuple[BlobStore, FetchUrl]]:
+    """The local folder store, its /files route served in-process through httpx."""
+    store = LocalBlobStore(
+        tmp_path / "blobs", base_url="http://files.test", secret=b"contract-secret-0123456789"
+    )
+    app = Starlette(routes=[files_route(store)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+
+        async def fetch_url(url: str) -> tuple[int, Mapping[str, str], bytes]:
+            response = await client.get(url)
+            return response.status_code, response.headers, response.content
+
+        yield store, fetch_url
+
+
+BLOB_BACKENDS: dict[str, BlobBackend] = {"local": local_backend}
+
+_FETCH_URL = pytest.StashKey[FetchUrl]()
+
+
+@pytest.fixture(params=sorted(BLOB_BACKENDS))
+async def blobstore(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    """Each registered BlobStore adapter in turn, empty."""
+    async with BLOB_BACKENDS[request.param](tmp_path) as (store, fetch_url):
+        # The fetcher belongs to the same adapter instance, so hand it over through the test item.
+        request.node.stash[_FETCH_URL] = fetch_url
+        yield store
+
+
+@pytest.fixture
+def fetch_url(blobstore: BlobStore, request: pytest.FixtureRequest) -> FetchUrl:
+    """Downloads a signed URL of the current adapter: (status, headers, body)."""
+    return request.node.stash[_FETCH_URL]
+
+
+def _key(name: str) -> str:
+    return f"assets/{os.urandom(2).hex()}/{name}"
+
+
+async def test_implements_the_protocol(blobstore: BlobStore) -> None:
+    assert isinstance(blobstore, BlobStore)
+    await blobstore.ping()
+
+
+async def test_put_then_get_round_trips_bytes_and_reports_size_and_sha256(blobstore: BlobStore) -> None:
+    data = bytes(range(256)) * 40
+    key = _key("abcdef.png")
+
+    stored = await blobstore.put(key, data, "image/png", {"job": "j1"})
+
+    assert stored == StoredBlob(
+        key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest(), content_type="image/png"
+    )
+    assert await blobstore.get(key) == data
+
+
+async def test_empty_object(blobstore: BlobStore) -> None:
+    key = _key("empty.txt")
+    stored = await blobstore.put(key, b"", "text/plain")
+    assert (stored.size, stored.sha256) == (0, hashlib.sha256(b"").hexdigest())
+    assert await blobstore.get(key) == b""
+
+
+async def test_exists_and_delete_is_idempotent(blobstore: BlobStore) -> None:
+    key = _key("clip.mp4")
+    assert not await blobstore.exists(key)
+    await blobstore.put(key, b"video", "video/mp4")
+    assert await blobstore.exists(key)
+
+    await blobstore.delete(key)
+    await blobstore.delete(key)
+    await blobstore.delete(_key("never-stored.bin"))
+
+    assert not await blobstore.exists(key)
+
+
+async def test_missing_object_raises_blob_not_found(blobstore: BlobStore) -> None:
+    key = _key("gone.png")
+    with pytest.raises(BlobNotFound):
+        await blobstore.get(key)
+    await blobstore.put(key, b"x", "image/png")
+    await blobstore.delete(key)
+    with pytest.raises(BlobNotFound):
+        await blobstore.get(key)
+
+
+async def test_put_replaces_previous_object(blobstore: BlobStore) -> None:
+    key = _key("doc.txt")
+    await blobstore.put(key, b"first version", "text/plain")
+    second = await blobstore.put(key, b"second", "application/json")
+
+    assert second.sha256 == hashlib.sha256(b"second").hexdigest()
+    assert second.size == 6
+    assert await blobstore.get(key) == b"second"
+
+
+async def test_keys_are_independent(blobstore: BlobStore) -> None:
+    prefix = _key("")
+    await blobstore.put(prefix + "a.png", b"A", "image/png")
+    await blobstore.put(prefix + "b.png", b"B", "image/png")
+    await blobstore.delete(prefix + "a.png")
+
+    assert await blobstore.get(prefix + "b.png") == b"B"
+    assert not await blobstore.exists(prefix + "a.png")
+
+
+async def test_signed_url_downloads_the_same_bytes(blobstore: BlobStore, fetch_url: FetchUrl) -> None:
+    data = os.urandom(700_000)
+    key = _key("large.png")
+    await blobstore.put(key, data, "image/png")
+
+    before = datetime.now(UTC)
+    signed = await blobstore.signed_url(key, expires_in=timedelta(minutes=15))
+    status, headers, body = await fetch_url(signed.url)
+
+    assert status == 200
+    assert body == data
+    assert headers["content-type"] == "image/png"
+    assert signed.expires_at.tzinfo is not None
+    assert before + timedelta(minutes=14) < signed.expires_at <= before + timedelta(minutes=16)
+
+
+async def test_signed_url_with_download_name(blobstore: BlobStore, fetch_url: FetchUrl) -> None:
+    key = _key("f00d.mp4")
+    await blobstore.put(key, b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+
+    signed = await blobstore.signed_url(key, expires_in=timedelta(minutes=5), download_name="sunset clip.mp4")
+    status, headers, body = await fetch_url(signed.url)
+
+    assert status == 200
+    assert body == b"\x00\x00\x00\x18ftypmp42"
+    assert "sunset clip.mp4" in headers["content-disposition"]
+
+
+async def test_signed_url_of_a_deleted_object_is_not_found(blobstore: BlobStore, fetch_url: FetchUrl) -> None:
+    key = _key("removed.png")
+    await blobstore.put(key, b"soon gone", "image/png")
+    signed = await blobstore.signed_url(key, expires_in=timedelta(minutes=5))
+    await blobstore.delete(key)
+
+    status, _, _ = await fetch_url(signed.url)
+
+    assert status == 404

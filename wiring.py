@@ -1,0 +1,181 @@
+"""Builds the adapters Settings ask for and assembles the services; the only place that knows both."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from config import Settings, SettingsError
+from domain.authn import Authenticator
+from domain.catalog import ASPECT_RATIOS_IMAGE, ASPECT_RATIOS_VIDEO, Catalog, ModelSpec
+from domain.desk import JobDesk
+from domain.jobs import JOBS
+from domain.library import Library
+from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.requests import InputLimits
+from domain.runner import JobRunner
+from domain.usage import UsageLedger
+from domain.users import Directory
+from resolvers.services import Services
+from subscriptions.hub import DocumentHub
+
+if TYPE_CHECKING:
+    from backends.identity.local import LocalIssuer
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    """One default model per kind, priced from settings."""
+    return Catalog.of(
+        [
+            ModelSpec(
+                settings.model_image,
+                "IMAGE",
+                "Image",
+                settings.price_image_usd,
+                "image",
+                max_count=4,
+                aspect_ratios=ASPECT_RATIOS_IMAGE,
+                default=True,
+            ),
+            ModelSpec(
+                settings.model_video,
+                "VIDEO",
+                "Video",
+                settings.price_video_second_usd,
+                "video_second",
+                durations_seconds=(4, 6, 8),
+                aspect_ratios=ASPECT_RATIOS_VIDEO,
+                default=True,
+            ),
+            ModelSpec(
+                settings.model_text,
+                "TEXT",
+                "Text",
+                settings.price_text_1k_tokens_usd,
+                "1k_tokens",
+                default=True,
+            ),
+            ModelSpec(
+                settings.model_upscale,
+                "UPSCALE",
+                "Upscale",
+                settings.price_upscale_usd,
+                "image",
+                max_count=1,
+                default=True,
+            ),
+        ]
+    )
+
+
+def read_or_create_secret(path: Path, size: int = 32) -> bytes:
+    """A per-installation secret kept in the data dir (mode 0600); created once, even by racing processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        data = path.read_bytes()
+        if data:
+            return data
+        raise SettingsError(f"secret file {path} is empty; remove it to make a new one") from None
+    with os.fdopen(fd, "wb") as handle:
+        value = secrets.token_bytes(size)
+        handle.write(value)
+    return value
+
+
+def build_docstore(settings: Settings) -> DocStore:
+    if settings.docstore == "sqlite":
+        from backends.docstore.counting import CountingDocStore
+        from backends.docstore.sqlite import SqliteDocStore
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return CountingDocStore(SqliteDocStore(settings.data_dir / "studio.db"))
+    raise SettingsError(f"GENMEDIA_DOCSTORE={settings.docstore} is not available in this build yet")
+
+
+def build_blobs(settings: Settings) -> BlobStore:
+    if settings.blobs == "local":
+        from backends.blobs.localfs import LocalBlobStore
+
+        secret = read_or_create_secret(settings.secret_path / "url-signing.key")
+        return LocalBlobStore(settings.data_dir / "blobs", base_url=settings.base_url, secret=secret)
+    raise SettingsError(f"GENMEDIA_BLOBS={settings.blobs} is not available in this build yet")
+
+
+def build_generator(settings: Settings) -> Generator:
+    if settings.generator == "local":
+        from backends.generators.local import LocalGenerator
+
+        return LocalGenerator(speed=settings.local_speed, fail_rate=settings.local_fail_rate)
+    raise SettingsError(f"GENMEDIA_GENERATOR={settings.generator} is not available in this build yet")
+
+
+def build_identity(settings: Settings) -> IdentityProvider:
+    if settings.identity == "local":
+        return local_issuer(settings)
+    raise SettingsError(f"GENMEDIA_IDENTITY={settings.identity} is not available in this build yet")
+
+
+def local_issuer(settings: Settings) -> LocalIssuer:
+    from backends.identity.local import LocalIssuer
+
+    return LocalIssuer(settings.secret_path / "issuer-key.pem")
+
+
+def build_queue(settings: Settings, docs: DocStore) -> JobQueue:
+    if settings.queue == "docstore":
+        from backends.queue.docstore import DocstoreQueue
+
+        return DocstoreQueue(docs)
+    raise SettingsError(f"GENMEDIA_QUEUE={settings.queue} is not available in this build yet")
+
+
+def build_services(settings: Settings) -> Services:
+    """Every adapter and domain service for one process."""
+    docs = build_docstore(settings)
+    blobs = build_blobs(settings)
+    catalog = build_catalog(settings)
+    queue = build_queue(settings, docs)
+    directory = Directory(docs, admin_emails=frozenset(settings.admin_emails))
+    return Services(
+        settings=settings,
+        docs=docs,
+        blobs=blobs,
+        generator=build_generator(settings),
+        queue=queue,
+        identity=build_identity(settings),
+        catalog=catalog,
+        directory=directory,
+        desk=JobDesk(
+            docs,
+            queue,
+            catalog,
+            limits=InputLimits(max_prompt_chars=settings.max_prompt_chars),
+            max_page_size=settings.max_page_size,
+        ),
+        library=Library(docs, max_page_size=settings.max_page_size),
+        ledger=UsageLedger(docs),
+        jobs_hub=DocumentHub(docs, JOBS),
+    )
+
+
+def build_authenticator(services: Services) -> Authenticator:
+    return Authenticator(services.identity, services.directory)
+
+
+def build_runner(services: Services) -> JobRunner:
+    settings = services.settings
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return JobRunner(
+        services.docs,
+        services.blobs,
+        services.generator,
+        services.catalog,
+        worker_id=worker_id,
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+    )
