@@ -1,4 +1,4 @@
-"""One typed Settings object, read from GENMEDIA_* (and the standard Google) environment variables."""
+"""One typed Settings object, read from GENMEDIA_* environment variables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -33,23 +33,7 @@ class Settings(BaseSettings):
     generator: Literal["local", "vertex"] = "local"
     queue: Literal["docstore", "cloudtasks"] = "docstore"
     identity: Literal["local", "firebase"] = "local"
-    bucket: str | None = None
-    redis_url: str | None = None
-
-    # Google
-    google_cloud_project: str = Field(
-        "genmedia-local",
-        validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "GENMEDIA_GOOGLE_CLOUD_PROJECT"),
-    )
-    google_cloud_location: str = Field(
-        "us-central1",
-        validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "GENMEDIA_GOOGLE_CLOUD_LOCATION"),
-    )
-    vertex_base_url: str | None = None
-    firebase_certs_url: str = (
-        "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
-    )
-    admin_emails: Annotated[list[str], NoDecode] = []
+    admin_emails: Annotated[list[str], NoDecode] = []  # made ACTIVE ADMIN on first sign-in
 
     # models (ids only here, never in code paths)
     model_image: str = "gemini-3.1-flash-image"
@@ -75,10 +59,6 @@ class Settings(BaseSettings):
     # limits
     max_prompt_chars: int = Field(4000, ge=1)
     max_page_size: int = Field(100, ge=1, le=1000)
-
-    # webhooks
-    webhook_secret: str | None = None
-    webhook_allow_private: bool = False
 
     @field_validator("admin_emails", "cors_origins", mode="before")
     @classmethod

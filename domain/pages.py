@@ -62,6 +62,10 @@ def check_page_size(page: PageRequest, max_size: int) -> None:
         raise bad_input("last", "pass either first or last, not both")
     if page.after is not None and page.before is not None:
         raise bad_input("before", "pass either after or before, not both")
+    if page.first is not None and page.before is not None:
+        raise bad_input("before", "before pages backward: pass it with last, not first")
+    if page.last is not None and page.after is not None:
+        raise bad_input("after", "after pages forward: pass it with first, not last")
     for name, size in (("first", page.first), ("last", page.last)):
         if size is not None and not 0 <= size <= max_size:
             raise bad_input(name, f"{name} must be between 0 and {max_size}")

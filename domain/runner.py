@@ -113,6 +113,7 @@ class JobRunner:
                 if (current.data.get("lease_expires_at") or "") >= now_iso():
                     return False
                 if int(current.data.get("attempts", 0)) >= self._max_attempts:
+                    await self._book_failure(tx, current.data)
                     tx.update(JOBS, job_id, self._failure_changes(_LOST_TOO_OFTEN))
                 else:
                     tx.update(
@@ -355,18 +356,21 @@ class JobRunner:
             if error.retryable and error.code is not ErrorCode.INTERNAL and attempts < self._max_attempts:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
                 return
-            await book_usage(
-                tx,
-                user_id=data["owner_id"],
-                team_id=data.get("team_id"),
-                day=now_iso()[:10],
-                model=data["model"],
-                kind=data["kind"],
-                counts=job_counts(data["kind"], succeeded=False, units={}, cost=0.0),
-            )
+            await self._book_failure(tx, data)
             tx.update(JOBS, job.id, self._failure_changes(error))
 
         await self._docs.run_transaction(fail)
+
+    async def _book_failure(self, tx: Transaction, data: Mapping[str, Any]) -> None:
+        await book_usage(
+            tx,
+            user_id=data["owner_id"],
+            team_id=data.get("team_id"),
+            day=now_iso()[:10],
+            model=data["model"],
+            kind=data["kind"],
+            counts=job_counts(data["kind"], succeeded=False, units={}, cost=0.0),
+        )
 
     def _failure_changes(self, error: StudioError) -> dict[str, Any]:
         now = now_iso()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -162,7 +161,3 @@ class UsageLedger:
             totals.add(data)
         ordered = [rows[key] for key in sorted(rows)]
         return UsageReport(start, end, group_by, ordered, totals)
-
-
-def empty_groups() -> dict[str, UsageTotals]:
-    return defaultdict(UsageTotals)

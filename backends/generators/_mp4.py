@@ -43,7 +43,9 @@ class Mp4Encoder:
         self._stderr: asyncio.Task[bytes] | None = None
 
     async def __aenter__(self) -> Mp4Encoder:
-        self._dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="genmedia-video-"))
+        # Inline, not in a thread: one mkdir is cheap, and a cancellation landing between a threaded
+        # mkdtemp and this assignment would leak the directory.
+        self._dir = Path(tempfile.mkdtemp(prefix="genmedia-video-"))
         try:
             await self._start(self._dir)
         except BaseException:

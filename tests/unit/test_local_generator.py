@@ -190,6 +190,47 @@ async def test_cancelling_a_video_kills_ffmpeg() -> None:
     assert ffmpeg_children() == []
 
 
+async def test_cancelling_at_any_moment_leaves_no_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    request = GenerationRequest(
+        "VIDEO", "local", "snow", parameters={"duration_seconds": 2, "generate_audio": True}
+    )
+    for delay in (0.0, 0.001, 0.003, 0.01, 0.03, 0.06, 0.1):
+        task = asyncio.create_task(LocalGenerator(speed=0).generate(request, Recorder()))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []
+    assert ffmpeg_children() == []
+
+
+async def test_cancelling_while_the_work_dir_is_made_leaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    real_mkdtemp = tempfile.mkdtemp
+    tasks: list[asyncio.Task[Any]] = []
+
+    def mkdtemp_then_cancel(
+        suffix: str | None = None, prefix: str | None = None, dir: str | None = None
+    ) -> str:
+        made = real_mkdtemp(suffix, prefix, str(tmp_path))
+        loop.call_soon_threadsafe(tasks[0].cancel)
+        return made
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_then_cancel)
+    request = GenerationRequest("VIDEO", "local", "dusk", parameters={"duration_seconds": 1})
+    tasks.append(asyncio.create_task(LocalGenerator(speed=0).generate(request, Recorder())))
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []
+
+
 @pytest.mark.parametrize(
     ("size", "factor", "expected"),
     [((100, 50), 2, (200, 100)), ((100, 50), 4, (400, 200)), ((3000, 1500), 4, (8192, 4096))],
