@@ -19,6 +19,7 @@ COPY schema ./schema
 COPY resolvers ./resolvers
 COPY subscriptions ./subscriptions
 COPY middleware ./middleware
+COPY endpoints ./endpoints
 COPY backends ./backends
 RUN pip install -c constraints.txt .
 

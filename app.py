@@ -13,65 +13,19 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from config import Settings, load_settings
-from domain.authn import Authenticator
-from domain.errors import StudioError
 from domain.workers import run_workers
+from endpoints.context import HttpContexts
+from endpoints.graphql_http import GraphQLHttp, QueryLimits
+from endpoints.graphql_ws import GraphQLWebSocket
 from middleware.docstore_calls import DocstoreCallsMiddleware
-from middleware.request_id import RequestIdMiddleware, new_request_id, request_id_var
-from resolvers.loaders import make_loaders
-from resolvers.services import Services
-from schema.context import StudioContext
+from middleware.request_id import RequestIdMiddleware
 from schema.root import schema
 from wiring import build_authenticator, build_runner, build_services
 
 log = logging.getLogger("genmedia.app")
-
-
-class StudioGraphQL(GraphQL):
-    """The GraphQL endpoint: HTTP and graphql-transport-ws, with our context and connection auth."""
-
-    def __init__(self, services: Services, authenticator: Authenticator, **options: Any) -> None:
-        super().__init__(schema, **options)
-        self.services = services
-        self.authenticator = authenticator
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> StudioContext:  # type: ignore[override]
-        context = StudioContext(
-            services=self.services,
-            request_id=request_id_var.get() or new_request_id(),
-            loaders=make_loaders(self.services.docs),
-            request=request,
-            response=response,
-        )
-        if isinstance(request, Request):
-            try:
-                context.principal = await self.authenticator.from_authorization(
-                    request.headers.get("authorization")
-                )
-            except StudioError as error:
-                context.auth_error = error
-        return context
-
-    async def on_ws_connect(self, context: StudioContext) -> dict[str, Any] | None:  # type: ignore[override]
-        params = context.connection_params if isinstance(context.connection_params, dict) else {}
-        header = params.get("authorization") or params.get("Authorization")
-        if not header and context.request is not None:
-            header = context.request.headers.get("authorization")
-        if not isinstance(header, str) or not header:
-            raise ConnectionRejectionError(
-                {"code": "UNAUTHENTICATED", "message": "Send authorization in connection_init."}
-            )
-        try:
-            context.principal = await self.authenticator.from_authorization(header)
-        except StudioError as error:
-            raise ConnectionRejectionError({"code": error.code.value, "message": error.message}) from None
-        return {"userId": context.principal.id if context.principal else None}
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -79,7 +33,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     services = build_services(settings)
     authenticator = build_authenticator(services)
-    graphql = StudioGraphQL(
+    graphql_http = GraphQLHttp(schema, HttpContexts(services, authenticator), QueryLimits())
+    graphql_ws = GraphQLWebSocket(
+        schema,
         services,
         authenticator,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -132,8 +88,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
-        Route("/v1/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/v1/graphql", graphql),
+        Route("/v1/graphql", graphql_http, methods=["GET", "POST"]),
+        WebSocketRoute("/v1/graphql", graphql_ws),
     ]
     if settings.blobs == "local":
         from backends.blobs.localfs import files_route

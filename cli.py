@@ -120,6 +120,9 @@ def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _generate(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+    from websockets.exceptions import WebSocketException
+
     from client import generate_and_watch
 
     token = args.token or settings.token
@@ -130,9 +133,14 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     url = args.url or settings.base_url
-    return asyncio.run(
-        generate_and_watch(url, token, args.kind, args.prompt, watch=args.watch, extra=args.param)
-    )
+    try:
+        return asyncio.run(
+            generate_and_watch(url, token, args.kind, args.prompt, watch=args.watch, extra=args.param)
+        )
+    except (OSError, httpx.TransportError, WebSocketException) as error:  # refused, unreachable, dropped
+        detail = str(error) or type(error).__name__
+        print(f"error: the connection to the studio at {url} failed: {detail}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,9 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from domain.errors import StudioError
+
     args = build_parser().parse_args(argv)
     settings = load_settings()
-    return int(args.run(settings, args))
+    try:
+        return int(args.run(settings, args))
+    except StudioError as error:  # bad input such as `--email notanemail`: one line, no traceback
+        print(f"error: {error.message} ({error.code.value})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

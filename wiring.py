@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
+import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,16 +78,43 @@ def read_or_create_secret(path: Path, size: int = 32) -> bytes:
     """A per-installation secret kept in the data dir (mode 0600); created once, even by racing processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    value = secrets.token_bytes(size)
+    # Written whole to a temporary file, then linked into place: link() fails if the name exists,
+    # so racing processes (serve and workers started together) agree on one secret, and none can
+    # see the file before it is complete.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
     except FileExistsError:
+        return _read_secret(path)
+    except OSError:  # a file system without hard links: an exclusive create, not atomic
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return _read_secret(path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return value
+
+
+def _read_secret(path: Path) -> bytes:
+    """The secret's bytes, giving a creator without hard links a moment to finish writing them."""
+    for _ in range(50):
         data = path.read_bytes()
         if data:
             return data
-        raise SettingsError(f"secret file {path} is empty; remove it to make a new one") from None
-    with os.fdopen(fd, "wb") as handle:
-        value = secrets.token_bytes(size)
-        handle.write(value)
-    return value
+        time.sleep(0.01)
+    raise SettingsError(f"secret file {path} is empty; remove it to make a new one")
 
 
 def build_docstore(settings: Settings) -> DocStore:

@@ -99,11 +99,21 @@ class Library:
         field = SORT_FIELDS.get(sort.field)
         if field is None:
             raise bad_input("sort.field", f"unknown sort field {sort.field}")
-        keep = None
+        keep = total = None
         if filters.favorite is False:
+            # No store can filter "array lacks x": drop favorites after reading, and count them apart.
+            base = [c for c in conditions if c.field != "search_terms"]
+            with_favorites = [
+                *base,
+                Filter("search_terms", "array_contains_all", sorted({*terms, f"fav:{who.id}"})),
+            ]
 
             def keep(doc: Document) -> bool:
                 return who.id not in (doc.data.get("favorited_by") or ())
+
+            async def total() -> int:
+                everything = await self._docs.count(ASSETS, conditions)
+                return everything - await self._docs.count(ASSETS, with_favorites)
 
         return await paginate(
             self._docs,
@@ -113,6 +123,7 @@ class Library:
             page,
             max_size=self._max_page_size,
             keep=keep,
+            total=total,
         )
 
     async def update(

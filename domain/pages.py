@@ -81,8 +81,10 @@ async def paginate(
     max_size: int,
     default_size: int = 20,
     keep: Callable[[Document], bool] | None = None,
+    total: Callable[[], Awaitable[int]] | None = None,
 ) -> Page:
-    """Read one page. `keep` drops rows the store could not filter (the page then may run short)."""
+    """Read one page. `keep` drops rows the store cannot filter; the page is refilled so it stays full,
+    and `total` must then count what `keep` keeps."""
     check_page_size(page, max_size)
     backward = page.last is not None or (page.before is not None and page.first is None)
     requested = page.last if backward else page.first
@@ -90,18 +92,22 @@ async def paginate(
     cursor_arg, cursor_name = (page.before, "before") if backward else (page.after, "after")
     start_after = decode_cursor(cursor_arg, cursor_name, 2) if cursor_arg else None
     query_order = Order(order.field, not order.descending) if backward else order
-    rows = await docs.query(
-        Query(collection, tuple(filters), (query_order,), limit=size + 1, start_after=start_after)
-    )
+    rows: list[Document] = []
+    while True:
+        batch = await docs.query(
+            Query(collection, tuple(filters), (query_order,), limit=size + 1, start_after=start_after)
+        )
+        rows += [row for row in batch if keep is None or keep(row)]
+        if len(batch) <= size or len(rows) > size:
+            break
+        start_after = [_value(batch[-1].data, order.field), batch[-1].id]
     more = len(rows) > size
     rows = rows[:size]
-    if keep is not None:
-        rows = [row for row in rows if keep(row)]
     if backward:
         rows.reverse()
     cursors = [encode_cursor([_value(row.data, order.field), row.id]) for row in rows]
 
-    async def total() -> int:
+    async def count_all() -> int:
         return await docs.count(collection, tuple(filters))
 
     return Page(
@@ -109,5 +115,5 @@ async def paginate(
         cursors=cursors,
         has_next=(cursor_arg is not None) if backward else more,
         has_previous=more if backward else (cursor_arg is not None),
-        total=total,
+        total=total or count_all,
     )

@@ -29,6 +29,7 @@ async def me(info: Ctx) -> User:
 
 
 def models(info: Ctx) -> list[ModelInfo]:
+    require_active(info.context.actor)
     return [
         ModelInfo(
             id=spec.id,
@@ -91,8 +92,6 @@ async def assets(
         deleted=given.deleted,
     )
     domain_sort = DomainAssetSort(order.field.value, order.direction is SortDirection.DESC)
-    if first is None and last is None:
-        first = 20
     page = await info.context.services.library.list(
         info.context.actor, domain_filter, domain_sort, PageRequest(first, after, last, before)
     )
@@ -114,6 +113,9 @@ async def jobs(
 
 async def usage(info: Ctx, query: UsageQuery) -> UsageReport:
     user_id = decode_id(query.user_id, "User", "query.userId") if query.user_id else None
+    if query.team_id:
+        decode_id(query.team_id, "Team", "query.teamId")
+        raise StudioError(ErrorCode.NOT_FOUND, f"Team {query.team_id} not found")  # teams are not offered yet
     groups = [group.value for group in (query.group_by or [])]
     report = await info.context.services.ledger.report(
         info.context.actor, query.from_, query.to, groups, user_id

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
 
 from domain.errors import ErrorCode, StudioError
 from domain.ports import PreconditionFailed, TransactionConflict
@@ -15,13 +17,25 @@ from domain.ports import PreconditionFailed, TransactionConflict
 log = logging.getLogger("genmedia.api")
 
 _COMPLEXITY_HINTS = ("exceeds maximum operation depth", "aliases found", "more than", "query cost")
+_VARIABLE = re.compile(r"^Variable '\$(\w+)'(?: has invalid value(?: at )?((?:\.\w+|\[\d+\])*))?")
+
+
+def _variable_path(message: str) -> str | None:
+    """`input.count` for "Variable '$input' has invalid value at .count: ..." (list indices dropped)."""
+    match = _VARIABLE.match(message)
+    if match is None:
+        return None
+    return match.group(1) + re.sub(r"\[\d+\]", "", match.group(2) or "")
 
 
 def classify(error: GraphQLError, request_id: str) -> GraphQLError:
     """Turn any error into one with the public extensions; unexpected ones are masked and logged."""
     original = error.original_error
+    variable = _variable_path(error.message)
     if isinstance(original, GraphQLError) and original is not error:
-        return classify(original, request_id)
+        if variable is None or original.original_error is not None:
+            return classify(original, request_id)
+        original = None  # a variable's coercion detail: this message says where it went wrong
     if isinstance(original, StudioError):
         code, message, retryable = original.code, original.message, original.retryable
         extra: dict[str, Any] = {key: value for key, value in original.details.items() if value is not None}
@@ -42,6 +56,8 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
         else:
             code = ErrorCode.BAD_USER_INPUT
         message, retryable, extra = text, False, {}
+        if variable is not None:
+            extra["field"] = variable
         if error.extensions and "code" in error.extensions:
             try:
                 code = ErrorCode(error.extensions["code"])
@@ -69,6 +85,20 @@ def classify(error: GraphQLError, request_id: str) -> GraphQLError:
         original_error=None,
         extensions=extensions,
     )
+
+
+class CachedParser(ParserCache):
+    """ParserCache that leaves syntax errors to strawberry's own parse step.
+
+    Raised from this hook they would escape the operation (no code on HTTP, a silent `complete` on
+    WebSocket); strawberry's parse step turns them into an ordinary error result that gets formatted.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
 
 
 class ErrorFormatter(SchemaExtension):

@@ -8,14 +8,13 @@ import strawberry
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     ValidationCache,
 )
 
 from resolvers import mutations, queries, subscriptions
 from schema.assets import Asset, AssetConnection
-from schema.errors import ErrorFormatter
+from schema.errors import CachedParser, ErrorFormatter
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
 from schema.scalars import JobStatus
@@ -70,7 +69,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         types=[User, Asset, Job],
         extensions=[
             ErrorFormatter,
-            ParserCache,
+            CachedParser,
             ValidationCache,
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),

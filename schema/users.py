@@ -32,8 +32,10 @@ class User(Node):
 
     @strawberry.field(description="Visible to the user themselves and to administrators.")
     def email(self, info: Info[StudioContext, None]) -> str:
-        actor = require_active(info.context.actor) if info.context.actor else None
-        if actor is None or (actor.id != self._user.id and not actor.user.is_admin):
+        actor = info.context.actor
+        if actor is not None and actor.id == self._user.id:
+            return self._user.email  # even while PENDING or BLOCKED: `me` shows who is waiting
+        if actor is None or not require_active(actor).user.is_admin:
             raise forbidden("Only the user and administrators may see this email address.")
         return self._user.email
 

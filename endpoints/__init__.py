@@ -1,0 +1,1 @@
+"""HTTP and WebSocket entry points of the GraphQL API."""

@@ -1,0 +1,203 @@
+"""The GraphQL HTTP endpoint: a lean path from JSON to result, every failure a coded GraphQL error.
+
+Documents are parsed and validated once and kept in an LRU cache, execution goes straight to
+graphql-core with strawberry's resolvers, and errors go through the one formatter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
+from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.http.ides import get_graphql_ide_html
+
+from domain.errors import ErrorCode, StudioError
+from middleware.request_id import request_id_var
+from schema.errors import classify
+
+ContextFactory = Callable[[Request, Response], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    cache_size: int = 512
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    document: DocumentNode | None
+    errors: list[GraphQLError]
+
+
+def _coded(message: str, code: ErrorCode) -> GraphQLError:
+    return GraphQLError(message, original_error=StudioError(code, message))
+
+
+class GraphQLHttp:
+    """ASGI app for `GET|POST /v1/graphql` (GraphiQL for browsers)."""
+
+    def __init__(self, schema: strawberry.Schema, make_context: ContextFactory, limits: QueryLimits) -> None:
+        self._schema = schema
+        self._graphql_schema = schema._schema
+        self._executor = schema.execution_context_class
+        self._make_context = make_context
+        self._limits = limits
+        self._rules = [*specified_rules, depth_rule(limits.max_depth, None), aliases_rule(limits.max_aliases)]
+        self._cache: OrderedDict[str, _Prepared] = OrderedDict()
+        self._ide = get_graphql_ide_html(graphql_ide="graphiql")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self._handle(request)
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request) -> Response:
+        if request.method == "GET" and "query" not in request.query_params:
+            if "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(self._ide)
+            return self._reply(
+                {"errors": [self._format(_coded("Send a query.", ErrorCode.BAD_USER_INPUT))]}, 400
+            )
+        try:
+            query, variables, operation_name = await self._read(request)
+        except StudioError as error:
+            failure = GraphQLError(error.message, original_error=error)
+            return self._reply({"errors": [self._format(failure)]}, 400)
+        prepared = self._prepare(query)
+        if prepared.errors:
+            return self._reply({"data": None, "errors": [self._format(e) for e in prepared.errors]})
+        assert prepared.document is not None
+        operation = get_operation_ast(prepared.document, operation_name)
+        refusal = self._refuse(operation, request.method, operation_name)
+        if refusal is not None:
+            return self._reply({"data": None, "errors": [self._format(refusal)]})
+        sub_response = Response()
+        context = await self._make_context(request, sub_response)
+        result = execute(
+            self._graphql_schema,
+            prepared.document,
+            context_value=context,
+            variable_values=variables,
+            operation_name=operation_name,
+            executor_class=self._executor,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+        )
+        if optimized_is_awaitable(result):
+            result = await result  # type: ignore[misc]
+        assert isinstance(result, ExecutionResult)
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [self._format(error) for error in result.errors]
+        response = self._reply(body)
+        for name, value in sub_response.headers.items():
+            if name not in ("content-length", "content-type"):
+                response.headers[name] = value
+        return response
+
+    async def _read(self, request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+        if request.method == "GET":
+            params = request.query_params
+            raw_variables = params.get("variables")
+            try:
+                variables = json.loads(raw_variables) if raw_variables else None
+            except ValueError:
+                raise StudioError(
+                    ErrorCode.BAD_USER_INPUT, "variables must be JSON", field="variables"
+                ) from None
+            return self._fields(params.get("query"), variables, params.get("operationName"))
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in ("application/json", "application/graphql-response+json"):
+            raise StudioError(ErrorCode.BAD_USER_INPUT, "POST a JSON body (Content-Type: application/json).")
+        try:
+            payload = json.loads(await request.body())
+        except ValueError:
+            raise StudioError(ErrorCode.BAD_USER_INPUT, "the body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise StudioError(
+                ErrorCode.BAD_USER_INPUT, "send one operation as a JSON object; batches are not served"
+            )
+        return self._fields(payload.get("query"), payload.get("variables"), payload.get("operationName"))
+
+    @staticmethod
+    def _fields(
+        query: Any, variables: Any, operation_name: Any
+    ) -> tuple[str, dict[str, Any] | None, str | None]:
+        if not isinstance(query, str) or not query.strip():
+            raise StudioError(ErrorCode.BAD_USER_INPUT, "no GraphQL query in the request", field="query")
+        if variables is not None and not isinstance(variables, dict):
+            raise StudioError(ErrorCode.BAD_USER_INPUT, "variables must be a JSON object", field="variables")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise StudioError(
+                ErrorCode.BAD_USER_INPUT, "operationName must be a string", field="operationName"
+            )
+        return query, variables, operation_name
+
+    def _prepare(self, query: str) -> _Prepared:
+        cached = self._cache.get(query)
+        if cached is not None:
+            self._cache.move_to_end(query)
+            return cached
+        try:
+            document = parse(query, max_tokens=self._limits.max_tokens)
+        except GraphQLError as error:
+            prepared = _Prepared(None, [error])
+        else:
+            prepared = _Prepared(document, validate(self._graphql_schema, document, self._rules))
+        self._cache[query] = prepared
+        if len(self._cache) > self._limits.cache_size:
+            self._cache.popitem(last=False)
+        return prepared
+
+    @staticmethod
+    def _refuse(
+        operation: OperationDefinitionNode | None, method: str, name: str | None
+    ) -> GraphQLError | None:
+        if operation is None:
+            which = (
+                f"no operation named {name!r}" if name else "several operations: name one in operationName"
+            )
+            return _coded(f"The document has {which}.", ErrorCode.BAD_USER_INPUT)
+        if operation.operation is OperationType.SUBSCRIPTION:
+            return _coded(
+                "Subscriptions are served over WebSocket (graphql-transport-ws).", ErrorCode.BAD_USER_INPUT
+            )
+        if operation.operation is OperationType.MUTATION and method == "GET":
+            return _coded("Mutations must be sent with POST.", ErrorCode.BAD_USER_INPUT)
+        return None
+
+    @staticmethod
+    def _format(error: GraphQLError) -> dict[str, Any]:
+        return classify(error, request_id_var.get()).formatted  # type: ignore[return-value]
+
+    @staticmethod
+    def _reply(body: dict[str, Any], status: int = 200) -> Response:
+        return Response(
+            json.dumps(body, separators=(",", ":"), default=str),
+            status_code=status,
+            media_type="application/json",
+        )

@@ -1,0 +1,372 @@
+"""Bad input is refused before anything happens: BAD_USER_INPUT naming the input path, nothing created.
+
+Variables are named after the arguments they fill (`$input`, `$filter`, ...), so a GraphQL-level
+type error names the same path as a validation error from the studio's own rules.
+`test_every_argument_of_every_root_field_has_a_bad_value_case` keeps CASES complete.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.helpers import new_client, receive, run, submit, wait_for_jobs
+from tests.conftest import assert_error
+from tests.support.client import StudioClient
+from tests.support.server import StudioProcess
+
+TEXT_ASSET = "<the caller's text asset>"
+A_JOB = "<the caller's job>"
+LONG = "x" * 4001
+
+
+def gid(type_name: str, raw: str) -> str:
+    return base64.b64encode(f"{type_name}:{raw}".encode()).decode()
+
+
+MISSING_ASSET = gid("Asset", "doesnotexist")
+NOT_BASE64 = "not a global id!"
+NO_TYPE = base64.b64encode(b"just-an-id").decode()
+
+
+@dataclass(frozen=True)
+class Case:
+    root: str  # the root field the case exercises
+    document: str
+    variables: dict[str, Any]
+    field: str  # the expected extensions.field
+
+
+def _mutation(field: str, input_type: str) -> str:
+    return f"mutation($input: {input_type}!) {{ {field}(input: $input) {{ id }} }}"
+
+
+IMAGE = _mutation("generateImage", "GenerateImageInput")
+VIDEO = _mutation("generateVideo", "GenerateVideoInput")
+TEXT = _mutation("generateText", "GenerateTextInput")
+UPSCALE = _mutation("upscaleImage", "UpscaleImageInput")
+ASSETS = """query($filter: AssetFilter, $sort: AssetSort, $first: Int, $after: String, $last: Int, $before: String) {
+  assets(filter: $filter, sort: $sort, first: $first, after: $after, last: $last, before: $before) { totalCount }
+}"""
+JOBS = """query($filter: JobFilter, $first: Int, $after: String) {
+  jobs(filter: $filter, first: $first, after: $after) { totalCount }
+}"""
+USAGE = "query($query: UsageQuery!) { usage(query: $query) { totals { jobs } } }"
+UPDATE = """mutation($id: ID!, $title: String, $tags: [String!], $favorite: Boolean) {
+  updateAsset(id: $id, title: $title, tags: $tags, favorite: $favorite) { id }
+}"""
+BY_ID = {
+    "node": "query($id: ID!) { node(id: $id) { id } }",
+    "asset": "query($id: ID!) { asset(id: $id) { id } }",
+    "job": "query($id: ID!) { job(id: $id) { id } }",
+    "cancelJob": "mutation($id: ID!) { cancelJob(id: $id) { id } }",
+    "updateAsset": UPDATE,
+}
+PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
+MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
+DAY_1, DAY_2 = "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"
+
+
+def image(**values: Any) -> Case:
+    return Case("generateImage", IMAGE, {"input": {"prompt": "a lighthouse"} | values}, "")
+
+
+def video(**values: Any) -> Case:
+    return Case(
+        "generateVideo", VIDEO, {"input": {"prompt": "a lighthouse", "durationSeconds": 4} | values}, ""
+    )
+
+
+def text(**values: Any) -> Case:
+    return Case("generateText", TEXT, {"input": {"prompt": "a lighthouse"} | values}, "")
+
+
+def upscale(**values: Any) -> Case:
+    return Case("upscaleImage", UPSCALE, {"input": {"assetId": MISSING_ASSET} | values}, "")
+
+
+def assets(**variables: Any) -> Case:
+    return Case("assets", ASSETS, variables, "")
+
+
+def jobs(**variables: Any) -> Case:
+    return Case("jobs", JOBS, variables, "")
+
+
+def usage(**values: Any) -> Case:
+    return Case("usage", USAGE, {"query": {"from": DAY_1, "to": DAY_2} | values}, "")
+
+
+def update(**variables: Any) -> Case:
+    return Case("updateAsset", UPDATE, {"id": TEXT_ASSET} | variables, "")
+
+
+def at(case: Case, field: str) -> Case:
+    return Case(case.root, case.document, case.variables, field)
+
+
+CASES: dict[str, Case] = {
+    # generateImage
+    "image-empty-prompt": at(image(prompt=""), "input.prompt"),
+    "image-whitespace-prompt": at(image(prompt="  \n\t "), "input.prompt"),
+    "image-prompt-over-4000-chars": at(image(prompt=LONG), "input.prompt"),
+    "image-prompt-with-nul": at(image(prompt="red\x00fox"), "input.prompt"),
+    "image-prompt-not-a-string": at(image(prompt=42), "input.prompt"),
+    "image-negative-prompt-too-long": at(image(negativePrompt=LONG), "input.negativePrompt"),
+    "image-count-0": at(image(count=0), "input.count"),
+    "image-count-5": at(image(count=5), "input.count"),
+    "image-unknown-aspect-ratio": at(image(aspectRatio="2:1"), "input.aspectRatio"),
+    "image-negative-seed": at(image(seed=-1), "input.seed"),
+    "image-seed-beyond-int": at(image(seed=2**31), "input.seed"),
+    "image-unknown-model": at(image(model="imagen-99"), "input.model"),
+    "image-text-model": at(image(model="gemini-3-flash"), "input.model"),
+    "image-reference-malformed": at(image(referenceAssetIds=[NOT_BASE64]), "input.referenceAssetIds"),
+    "image-reference-is-a-job": at(image(referenceAssetIds=[A_JOB]), "input.referenceAssetIds"),
+    "image-reference-is-text": at(image(referenceAssetIds=[TEXT_ASSET]), "input.referenceAssetIds"),
+    "image-four-references": at(
+        image(referenceAssetIds=[gid("Asset", f"r{i}") for i in range(4)]), "input.referenceAssetIds"
+    ),
+    # generateVideo
+    "video-empty-prompt": at(video(prompt=""), "input.prompt"),
+    "video-negative-prompt-with-nul": at(video(negativePrompt="no\x00"), "input.negativePrompt"),
+    "video-image-model": at(video(model="gemini-3.1-flash-image"), "input.model"),
+    "video-square-aspect-ratio": at(video(aspectRatio="1:1"), "input.aspectRatio"),
+    "video-duration-not-offered": at(video(durationSeconds=5), "input.durationSeconds"),
+    "video-audio-not-a-boolean": at(video(generateAudio="yes"), "input.generateAudio"),
+    "video-negative-seed": at(video(seed=-7), "input.seed"),
+    "video-last-frame-without-first": at(video(lastFrameAssetId=MISSING_ASSET), "input.lastFrameAssetId"),
+    "video-first-frame-is-text": at(video(firstFrameAssetId=TEXT_ASSET), "input.firstFrameAssetId"),
+    "video-first-frame-missing": at(video(firstFrameAssetId=MISSING_ASSET), "input.firstFrameAssetId"),
+    "video-last-frame-malformed": at(
+        video(firstFrameAssetId=TEXT_ASSET, lastFrameAssetId=NOT_BASE64), "input.lastFrameAssetId"
+    ),
+    "video-reference-is-text": at(video(referenceAssetIds=[TEXT_ASSET]), "input.referenceAssetIds"),
+    # generateText
+    "text-prompt-over-4000-chars": at(text(prompt=LONG), "input.prompt"),
+    "text-system-prompt-with-nul": at(text(systemPrompt="be\x00nice"), "input.systemPrompt"),
+    "text-unknown-model": at(text(model="gpt-0"), "input.model"),
+    "text-temperature-3": at(text(temperature=3), "input.temperature"),
+    "text-temperature-negative": at(text(temperature=-0.1), "input.temperature"),
+    "text-max-output-tokens-0": at(text(maxOutputTokens=0), "input.maxOutputTokens"),
+    "text-max-output-tokens-too-many": at(text(maxOutputTokens=8193), "input.maxOutputTokens"),
+    # upscaleImage
+    "upscale-factor-3": at(upscale(factor=3), "input.factor"),
+    "upscale-asset-malformed": at(upscale(assetId=NOT_BASE64), "input.assetId"),
+    "upscale-asset-is-a-job": at(upscale(assetId=A_JOB), "input.assetId"),
+    "upscale-asset-is-text": at(upscale(assetId=TEXT_ASSET), "input.assetId"),
+    "upscale-asset-missing": at(upscale(assetId=MISSING_ASSET), "input.assetId"),
+    "upscale-unknown-model": at(upscale(assetId=TEXT_ASSET, model="nope"), "input.model"),
+    # assets
+    "assets-first-over-100": at(assets(first=101), "first"),
+    "assets-first-negative": at(assets(first=-1), "first"),
+    "assets-last-over-100": at(assets(last=101), "last"),
+    "assets-first-and-last": at(assets(first=5, last=5), "last"),
+    "assets-garbage-after": at(assets(after="garbage"), "after"),
+    "assets-garbage-before": at(assets(last=5, before="garbage"), "before"),
+    "assets-garbage-before-alone": at(assets(before="garbage"), "before"),
+    "assets-after-and-before": at(assets(after="a", before="b"), "before"),
+    "assets-first-with-before": at(assets(first=5, before="a"), "before"),
+    "assets-search-too-long": at(assets(filter={"search": "s" * 201}), "filter.search"),
+    "assets-no-kinds": at(assets(filter={"kinds": []}), "filter.kinds"),
+    "assets-unknown-kind": at(assets(filter={"kinds": ["SOUND"]}), "filter.kinds"),
+    "assets-tags-not-strings": at(assets(filter={"tags": [7]}), "filter.tags"),
+    "assets-favorite-not-a-boolean": at(assets(filter={"favorite": "yes"}), "filter.favorite"),
+    "assets-model-not-a-string": at(assets(filter={"model": 3}), "filter.model"),
+    "assets-deleted-null": at(assets(filter={"deleted": None}), "filter.deleted"),
+    "assets-created-after-garbage": at(assets(filter={"createdAfter": "yesterday"}), "filter.createdAfter"),
+    "assets-created-before-before-after": at(
+        assets(filter={"createdAfter": DAY_2, "createdBefore": DAY_1}), "filter.createdBefore"
+    ),
+    "assets-created-before-equals-after": at(
+        assets(filter={"createdAfter": DAY_1, "createdBefore": DAY_1}), "filter.createdBefore"
+    ),
+    "assets-unknown-sort-field": at(assets(sort={"field": "NAME"}), "sort.field"),
+    "assets-unknown-sort-direction": at(assets(sort={"direction": "UP"}), "sort.direction"),
+    # jobs
+    "jobs-first-over-100": at(jobs(first=101), "first"),
+    "jobs-garbage-after": at(jobs(after="garbage"), "after"),
+    "jobs-no-statuses": at(jobs(filter={"statuses": []}), "filter.statuses"),
+    "jobs-unknown-status": at(jobs(filter={"statuses": ["DONE"]}), "filter.statuses"),
+    "jobs-no-kinds": at(jobs(filter={"kinds": []}), "filter.kinds"),
+    # usage
+    "usage-to-before-from": at(usage(**{"from": DAY_2, "to": DAY_1}), "query.to"),
+    "usage-to-equals-from": at(usage(to=DAY_1), "query.to"),
+    "usage-over-400-days": at(usage(to="2026-06-01T00:00:00Z"), "query.to"),
+    "usage-from-garbage": at(usage(**{"from": "soon"}), "query.from"),
+    "usage-unknown-group": at(usage(groupBy=["WEEK"]), "query.groupBy"),
+    "usage-user-id-malformed": at(usage(userId=NOT_BASE64), "query.userId"),
+    "usage-team-id-not-an-id": at(usage(teamId=True), "query.teamId"),
+    # updateAsset
+    "update-title-too-long": at(update(title="t" * 201), "title"),
+    "update-too-many-tags": at(update(tags=[f"tag{i}" for i in range(31)]), "tags"),
+    "update-tag-too-long": at(update(tags=["ok", "t" * 41]), "tags"),
+    "update-tags-not-strings": at(update(tags=["fine", 2]), "tags"),
+    "update-favorite-not-a-boolean": at(update(favorite="yes"), "favorite"),
+    # malformed global ids, wherever an id is taken
+    **{
+        f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")
+        for root, document in BY_ID.items()
+        for name, bad in (("not-base64", NOT_BASE64), ("without-type", NO_TYPE))
+    },
+}
+SOCKET_CASES: dict[str, Case] = {
+    "jobProgress-id-not-base64": Case("jobProgress", PROGRESS, {"id": NOT_BASE64}, "id"),
+    "jobProgress-id-without-type": Case("jobProgress", PROGRESS, {"id": NO_TYPE}, "id"),
+    "myJobs-unknown-status": Case("myJobs", MY_JOBS, {"statuses": ["DONE"]}, "statuses"),
+}
+ROOTS = """fragment Args on __Type { fields { name args { name type { name kind ofType { name kind ofType { name } } } } } }
+{ __schema { queryType { ...Args } mutationType { ...Args } subscriptionType { ...Args } types { name inputFields { name } } } }"""
+
+
+@dataclass
+class Caller:
+    client: StudioClient
+    text_asset: str
+    job: str
+
+
+@pytest.fixture(scope="module")
+def caller(studio: StudioProcess, studio_dir: Path) -> Caller:
+    async def build() -> Caller:
+        client = await new_client(studio, studio_dir, "careless")
+        job = await submit(client, "generateText", {"prompt": "a note to misuse", "maxOutputTokens": 16})
+        await wait_for_jobs(client)
+        found = await client.data("query($id: ID!) { job(id: $id) { assets { id } } }", {"id": job["id"]})
+        return Caller(client, found["job"]["assets"][0]["id"], job["id"])
+
+    return run(build())
+
+
+def fill(value: Any, caller: Caller) -> Any:
+    """The case's variables with the caller's real ids in place of the placeholders."""
+    if isinstance(value, dict):
+        return {key: fill(item, caller) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill(item, caller) for item in value]
+    return (
+        {TEXT_ASSET: caller.text_asset, A_JOB: caller.job}.get(value, value)
+        if isinstance(value, str)
+        else value
+    )
+
+
+async def state_of(caller: Caller) -> dict[str, Any]:
+    """What a bad request must leave as it was: the caller's jobs and their text asset."""
+    return await caller.client.data(
+        "query($id: ID!) { jobs { totalCount } asset(id: $id) { title tags favorite updatedAt } }",
+        {"id": caller.text_asset},
+    )
+
+
+async def refused(client: StudioClient, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The one error of a refused request, after checking it carries the response's X-Request-Id."""
+    response = await client.post(document, variables)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body.get("errors"), body
+    (error,) = body["errors"]
+    assert error["extensions"]["requestId"] == response.headers["x-request-id"]
+    return dict(error)
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+async def test_bad_value_is_refused_naming_the_input_and_changes_nothing(caller: Caller, case: Case) -> None:
+    before = await state_of(caller)
+    error = await refused(caller.client, case.document, fill(case.variables, caller))
+    assert_error(error, "BAD_USER_INPUT")
+    assert error["extensions"].get("field") == case.field, error
+    assert await state_of(caller) == before
+
+
+@pytest.mark.parametrize("case", list(SOCKET_CASES.values()), ids=list(SOCKET_CASES))
+async def test_bad_subscription_argument_is_refused_naming_the_input(caller: Caller, case: Case) -> None:
+    async with caller.client.socket() as socket:
+        await socket.ack()
+        op = await socket.subscribe(case.document, case.variables)
+        messages = await socket.messages(op)
+    payload = messages[0]["payload"]
+    errors = payload if messages[0]["type"] == "error" else payload["errors"]
+    assert_error(errors[0], "BAD_USER_INPUT")
+    assert errors[0]["extensions"].get("field") == case.field, errors
+    assert not any(m["type"] == "next" and m["payload"].get("data") for m in messages), messages
+
+
+def argument_paths(schema: dict[str, Any]) -> set[tuple[str, str]]:
+    """(root field, input path) for every argument, one level into input objects."""
+    inputs = {t["name"]: [f["name"] for f in t["inputFields"]] for t in schema["types"] if t["inputFields"]}
+    paths: set[tuple[str, str]] = set()
+    for root in ("queryType", "mutationType", "subscriptionType"):
+        for field in (schema[root] or {"fields": []})["fields"]:
+            for arg in field["args"]:
+                kind = arg["type"]
+                while kind["name"] is None:
+                    kind = kind["ofType"]
+                names = inputs.get(kind["name"])
+                paths |= (
+                    {(field["name"], f"{arg['name']}.{n}") for n in names}
+                    if names
+                    else {(field["name"], arg["name"])}
+                )
+    return paths
+
+
+async def test_every_argument_of_every_root_field_has_a_bad_value_case(caller: Caller) -> None:
+    schema = (await caller.client.data(ROOTS))["__schema"]
+    covered = {(case.root, case.field) for case in (*CASES.values(), *SOCKET_CASES.values())}
+    assert sorted(argument_paths(schema) - covered) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        ("{ me { id ", "BAD_USER_INPUT"),
+        ("{ me { id } } }", "BAD_USER_INPUT"),
+        ("{ me { shoeSize } }", "BAD_USER_INPUT"),
+        ('{ assets(first: "ten") { totalCount } }', "BAD_USER_INPUT"),
+        (
+            "{ assets { edges { node { " + "job { assets { " * 8 + "id" + " } }" * 8 + " } } } }",
+            "QUERY_TOO_COMPLEX",
+        ),
+        ("{ " + " ".join(f"a{i}: me {{ id }}" for i in range(31)) + " }", "QUERY_TOO_COMPLEX"),
+    ],
+    ids=[
+        "syntax-unclosed",
+        "syntax-extra-brace",
+        "unknown-field",
+        "literal-of-wrong-type",
+        "too-deep",
+        "too-many-aliases",
+    ],
+)
+async def test_a_malformed_or_oversized_document_is_refused_with_a_code(
+    caller: Caller, document: str, code: str
+) -> None:
+    before = await state_of(caller)
+    error = await refused(caller.client, document, {})
+    assert_error(error, code)
+    assert await state_of(caller) == before
+
+
+async def test_a_syntax_error_on_a_socket_is_reported_not_silently_completed(caller: Caller) -> None:
+    async with caller.client.socket() as socket:
+        await socket.ack()
+        op = await socket.subscribe("subscription { myJobs { job { id } ")
+        message = await receive(socket)
+    assert message["id"] == op and message["type"] == "error", message
+    assert_error(message["payload"][0], "BAD_USER_INPUT")
+
+
+async def test_a_sane_request_id_from_a_proxy_is_kept_and_reported(caller: Caller) -> None:
+    async with httpx.AsyncClient(base_url=caller.client.base_url, timeout=30) as http:
+        response = await http.post(
+            "/v1/graphql",
+            json={"query": "{ assets(first: 101) { totalCount } }"},
+            headers={**caller.client.headers, "X-Request-Id": "proxy-1234abcd"},
+        )
+    assert response.headers["x-request-id"] == "proxy-1234abcd"
+    assert response.json()["errors"][0]["extensions"]["requestId"] == "proxy-1234abcd"
