@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await asyncio.gather(workers, return_exceptions=True)
             await services.jobs_hub.close()
             await services.docs.close()
+            close_blobs = getattr(services.blobs, "close", None)
+            if close_blobs is not None:
+                await close_blobs()
 
     routes: list[Any] = [
         Route("/healthz", healthz),

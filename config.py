@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     queue: Literal["docstore", "cloudtasks"] = "docstore"
     identity: Literal["local", "firebase"] = "local"
     admin_emails: Annotated[list[str], NoDecode] = []  # made ACTIVE ADMIN on first sign-in
+
+    # Google Cloud
+    google_cloud_project: str | None = Field(
+        None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "GENMEDIA_GOOGLE_CLOUD_PROJECT")
+    )
+    bucket: str | None = None  # GENMEDIA_BLOBS=gcs: the private media bucket
+    signing_key_file: Path | None = None  # a service-account key that signs URLs (else IAM signBlob)
+    signing_service_account: str | None = None  # sign through IAM as this account (default: the runtime one)
+    iam_base_url: str = "https://iamcredentials.googleapis.com"
 
     # models (ids only here, never in code paths)
     model_image: str = "gemini-3.1-flash-image"

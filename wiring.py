@@ -133,7 +133,21 @@ def build_blobs(settings: Settings) -> BlobStore:
 
         secret = read_or_create_secret(settings.secret_path / "url-signing.key")
         return LocalBlobStore(settings.data_dir / "blobs", base_url=settings.base_url, secret=secret)
-    raise SettingsError(f"GENMEDIA_BLOBS={settings.blobs} is not available in this build yet")
+    from backends.blobs.gcs import GcsBlobStore, iam_signer, key_file_signer
+
+    if not settings.bucket:
+        raise SettingsError("GENMEDIA_BLOBS=gcs needs GENMEDIA_BUCKET")
+    signer = None  # resolved at first signing: a GOOGLE_APPLICATION_CREDENTIALS key, else IAM as the runtime account
+    if settings.signing_key_file is not None:
+        signer = key_file_signer(settings.signing_key_file)
+    elif settings.signing_service_account:
+        signer = iam_signer(settings.signing_service_account, base_url=settings.iam_base_url)
+    return GcsBlobStore(
+        settings.bucket,
+        project=settings.google_cloud_project,
+        signer=signer,
+        iam_base_url=settings.iam_base_url,
+    )
 
 
 def build_generator(settings: Settings) -> Generator:

@@ -18,7 +18,7 @@ import pytest
 from starlette.applications import Starlette
 
 from backends.blobs.localfs import LocalBlobStore, files_route
-from domain.ports import BlobNotFound, BlobStore, StoredBlob
+from domain.ports import BlobNotFound, BlobStore, SignedUrl, StoredBlob
 
 FetchUrl = Callable[[str], Awaitable[tuple[int, Mapping[str, str], bytes]]]
 BlobBackend = Callable[[Path], AbstractAsyncContextManager[tuple[BlobStore, FetchUrl]]]
@@ -40,7 +40,54 @@ async def local_backend(tmp_path: Path) -> AsyncIterator[tuple[BlobStore, FetchU
         yield store, fetch_url
 
 
-BLOB_BACKENDS: dict[str, BlobBackend] = {"local": local_backend}
+@asynccontextmanager
+async def gcs_backend(tmp_path: Path) -> AsyncIterator[tuple[BlobStore, FetchUrl]]:
+    """GcsBlobStore on gcp-storage-emulator, signing with a locally generated service-account key.
+
+    The emulator ignores signatures, so the fetcher checks each URL as GCS would (V4 signature,
+    object, expiry equal to what was asked) before downloading it from the emulator.
+    """
+    from backends.blobs.gcs import GcsBlobStore
+    from tests.support.gcs_emulator import gcs_emulator, signing_key, verify_v4_signed_url
+
+    key = signing_key()
+
+    class RecordingGcsBlobStore(GcsBlobStore):
+        """The real store, remembering which key and expiry each signed URL was asked for."""
+
+        issued: dict[str, tuple[str, timedelta]] = {}
+
+        async def signed_url(
+            self, key: str, *, expires_in: timedelta, download_name: str | None = None
+        ) -> SignedUrl:
+            signed = await super().signed_url(key, expires_in=expires_in, download_name=download_name)
+            self.issued[signed.url] = (key, expires_in)
+            return signed
+
+    with gcs_emulator() as emulator:
+        store = RecordingGcsBlobStore(
+            emulator.bucket, project="genmedia-test", signer=key.signing_credentials()
+        )
+        async with httpx.AsyncClient(trust_env=False) as client:
+
+            async def fetch_url(url: str) -> tuple[int, Mapping[str, str], bytes]:
+                checked = verify_v4_signed_url(url, key.public_key)
+                object_key, expires_in = store.issued[url]
+                assert (checked.bucket, checked.key) == (emulator.bucket, object_key)
+                assert checked.params["X-Goog-Algorithm"] == "GOOG4-RSA-SHA256"
+                assert checked.expires_in == expires_in.total_seconds()
+                assert checked.signed_headers == ("host",)
+                assert checked.signer_email == key.email
+                response = await client.get(emulator.translate(url))
+                return response.status_code, response.headers, response.content
+
+            try:
+                yield store, fetch_url
+            finally:
+                await store.close()
+
+
+BLOB_BACKENDS: dict[str, BlobBackend] = {"local": local_backend, "gcs": gcs_backend}
 
 _FETCH_URL = pytest.StashKey[FetchUrl]()
 
