@@ -51,11 +51,16 @@ async def generate_and_watch(
     query = f"mutation($input: {input_type}!) {{ job: {field}(input: $input) {{ {JOB_FIELDS} }} }}"
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-        reply = (
-            await http.post(
-                "/v1/graphql", json={"query": query, "variables": {"input": payload}}, headers=headers
-            )
-        ).json()
+        response = await http.post(
+            "/v1/graphql", json={"query": query, "variables": {"input": payload}}, headers=headers
+        )
+    try:
+        reply = response.json()
+    except ValueError:
+        print(
+            f"error: the studio answered HTTP {response.status_code} without a GraphQL body", file=sys.stderr
+        )
+        return 1
     if reply.get("errors"):
         for error in reply["errors"]:
             print(f"error: {error['message']} ({error.get('extensions', {}).get('code')})", file=sys.stderr)
