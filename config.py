@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     google_cloud_project: str | None = Field(
         None, validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "GENMEDIA_GOOGLE_CLOUD_PROJECT")
     )
+    firestore_database: str = "(default)"  # GENMEDIA_DOCSTORE=firestore: the database id
     bucket: str | None = None  # GENMEDIA_BLOBS=gcs: the private media bucket
     signing_key_file: Path | None = None  # a service-account key that signs URLs (else IAM signBlob)
     signing_service_account: str | None = None  # sign through IAM as this account (default: the runtime one)

@@ -124,7 +124,14 @@ def build_docstore(settings: Settings) -> DocStore:
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return CountingDocStore(SqliteDocStore(settings.data_dir / "studio.db"))
-    raise SettingsError(f"GENMEDIA_DOCSTORE={settings.docstore} is not available in this build yet")
+    from backends.docstore.counting import CountingDocStore
+    from backends.docstore.firestore import FirestoreDocStore
+
+    if not settings.google_cloud_project:
+        raise SettingsError("GENMEDIA_DOCSTORE=firestore needs GOOGLE_CLOUD_PROJECT")
+    return CountingDocStore(
+        FirestoreDocStore(settings.google_cloud_project, database=settings.firestore_database)
+    )
 
 
 def build_blobs(settings: Settings) -> BlobStore:

@@ -155,7 +155,10 @@ class DocStore(Protocol):
         ...
 
     def watch_document(self, collection: str, doc_id: str) -> AsyncIterator[Document | None]:
-        """The current state (None if missing), then every later state in order, from any process."""
+        """The current state (None if missing), then later states in commit order, from any process.
+
+        Never a state twice and always ending on the latest; states written in quick succession
+        may be coalesced (the embedded store delivers every one)."""
         ...
 
     def watch_query(self, collection: str, filters: Sequence[Filter] = ()) -> AsyncIterator[list[Change]]:

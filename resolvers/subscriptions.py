@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
 from strawberry.types import Info
@@ -30,6 +31,24 @@ def _fingerprint(doc: Document) -> tuple[object, ...]:
     return tuple(repr(doc.data.get(name)) for name in _VISIBLE)
 
 
+_EVENTS: OrderedDict[tuple[str, str, DomainJobStatus | None], JobEvent] = OrderedDict()
+_EVENTS_KEPT = 1000
+
+
+def _shared_event(doc: Document, previous: DomainJobStatus | None) -> JobEvent:
+    """One JobEvent per job version and previous status, shared by every subscriber of the job.
+
+    Sharing lets the executor run a selection once per event for all sockets of one caller.
+    """
+    key = (doc.id, doc.version, previous)
+    event = _EVENTS.get(key)
+    if event is None:
+        event = _EVENTS[key] = JobEvent(job=Job.from_doc(doc), previous_status=previous)
+        if len(_EVENTS) > _EVENTS_KEPT:
+            _EVENTS.popitem(last=False)
+    return event
+
+
 async def job_progress(info: Ctx, id: str) -> AsyncGenerator[JobEvent, None]:
     actor = require_active(info.context.actor)
     job_id = decode_id(id, "Job")
@@ -43,7 +62,7 @@ async def job_progress(info: Ctx, id: str) -> AsyncGenerator[JobEvent, None]:
             continue
         seen = fingerprint
         status = DomainJobStatus(doc.data["status"])
-        yield JobEvent(job=Job.from_doc(doc), previous_status=previous)
+        yield _shared_event(doc, previous)
         previous = status
         if status.is_final:
             return

@@ -15,6 +15,7 @@ from strawberry.extensions import (
 from resolvers import mutations, queries, subscriptions
 from schema.assets import Asset, AssetConnection
 from schema.errors import CachedParser, ErrorFormatter
+from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
 from schema.scalars import JobStatus
@@ -67,6 +68,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         mutation=Mutation,
         subscription=Subscription,
         types=[User, Asset, Job],
+        execution_context_class=StudioExecutionContext,
         extensions=[
             ErrorFormatter,
             CachedParser,

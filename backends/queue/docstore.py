@@ -65,8 +65,11 @@ class DocstoreQueue:
         watcher = asyncio.create_task(follow(), name="queue-watch")
         try:
             while True:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+                # as the wait completes, and shutdown would hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._rescan)
+                    async with asyncio.timeout(self._rescan):
+                        await self._wake.wait()
                 self._wake.clear()
                 for job_id in sorted(queued, key=lambda ident: (queued[ident], ident)):
                     if job_id in running:
