@@ -90,9 +90,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await asyncio.gather(workers, return_exceptions=True)
             await services.jobs_hub.close()
             await services.docs.close()
-            close_blobs = getattr(services.blobs, "close", None)
-            if close_blobs is not None:
-                await close_blobs()
+            for adapter in (services.blobs, services.generator):
+                close = getattr(adapter, "close", None)
+                if close is not None:
+                    await close()
 
     routes: list[Any] = [
         Route("/healthz", healthz),

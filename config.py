@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None  # a service-account key that signs URLs (else IAM signBlob)
     signing_service_account: str | None = None  # sign through IAM as this account (default: the runtime one)
     iam_base_url: str = "https://iamcredentials.googleapis.com"
+    google_cloud_location: str = Field(
+        "us-central1",
+        validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "GENMEDIA_GOOGLE_CLOUD_LOCATION"),
+    )
+    vertex_base_url: str | None = None  # another Vertex AI endpoint, called with static credentials
+    vertex_timeout_seconds: float = Field(120.0, gt=0)
+    vertex_video_timeout_seconds: float = Field(900.0, gt=0)
+    vertex_poll_seconds: float = Field(5.0, ge=0)
+    vertex_typical_video_seconds: float = Field(60.0, gt=0)
+    vertex_retry_attempts: int = Field(5, ge=1, le=20)
+    vertex_breaker_failures: int = Field(5, ge=1)
+    vertex_breaker_recovery_seconds: float = Field(30.0, ge=0)
 
     # models (ids only here, never in code paths)
     model_image: str = "gemini-3.1-flash-image"

@@ -162,7 +162,37 @@ def build_generator(settings: Settings) -> Generator:
         from backends.generators.local import LocalGenerator
 
         return LocalGenerator(speed=settings.local_speed, fail_rate=settings.local_fail_rate)
-    raise SettingsError(f"GENMEDIA_GENERATOR={settings.generator} is not available in this build yet")
+    from backends.generators.vertex import (
+        BreakerSettings,
+        RetryPolicy,
+        VertexGenerator,
+        VertexModels,
+        VertexTimeouts,
+    )
+
+    if not settings.google_cloud_project:
+        raise SettingsError("GENMEDIA_GENERATOR=vertex needs GOOGLE_CLOUD_PROJECT")
+    return VertexGenerator(
+        project=settings.google_cloud_project,
+        location=settings.google_cloud_location,
+        base_url=settings.vertex_base_url,  # set: static credentials; unset: Application Default Credentials
+        models=VertexModels(
+            image=settings.model_image,
+            video=settings.model_video,
+            text=settings.model_text,
+            upscale=settings.model_upscale,
+        ),
+        timeouts=VertexTimeouts(
+            call_seconds=settings.vertex_timeout_seconds, video_seconds=settings.vertex_video_timeout_seconds
+        ),
+        retry=RetryPolicy(attempts=settings.vertex_retry_attempts),
+        breaker=BreakerSettings(
+            failure_threshold=settings.vertex_breaker_failures,
+            recovery_seconds=settings.vertex_breaker_recovery_seconds,
+        ),
+        poll_interval=settings.vertex_poll_seconds,
+        typical_video_seconds=settings.vertex_typical_video_seconds,
+    )
 
 
 def build_identity(settings: Settings) -> IdentityProvider:

@@ -12,7 +12,7 @@ import itertools
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,18 +24,25 @@ from PIL import Image
 from backends.generators.local import LocalGenerator
 from domain.errors import ErrorCode, StudioError
 from domain.ports import GenerationRequest, GenerationResult, Generator, InputMedia, JobKindName, Progress
+from tests.support.vertex_standin import shared_standin
 
 GENERATORS: dict[str, Callable[[], Generator]] = {
     "local": lambda: LocalGenerator(speed=0.0),
+    # google-genai against the Vertex AI stand-in started once for the test session.
+    "vertex": lambda: shared_standin().generator(),
 }
 
 ASPECTS = {"1:1": 1.0, "3:4": 3 / 4, "4:3": 4 / 3, "9:16": 9 / 16, "16:9": 16 / 9}
 
 
-@pytest.fixture(params=["local"])
-def generator(request: pytest.FixtureRequest) -> Generator:
-    """Each registered Generator adapter in turn."""
-    return GENERATORS[request.param]()
+@pytest.fixture(params=list(GENERATORS))
+async def generator(request: pytest.FixtureRequest) -> AsyncIterator[Generator]:
+    """Each registered Generator adapter in turn (closed afterwards if it holds connections)."""
+    adapter = GENERATORS[request.param]()
+    yield adapter
+    close = getattr(adapter, "close", None)
+    if close is not None:
+        await close()
 
 
 class Recorder:
