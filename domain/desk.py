@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from domain import idempotency
 from domain.access import Actor, can_read, require_active, require_generate
 from domain.assets import ASSETS
 from domain.catalog import Catalog
@@ -42,9 +43,24 @@ class JobDesk:
         self._limits = limits
         self._max_page_size = max_page_size
 
-    async def submit(self, actor: Actor | None, kind: JobKind, raw: Mapping[str, Any]) -> Document:
-        """Validate, check the referenced assets, then create the job and hand it to the queue."""
+    async def submit(
+        self,
+        actor: Actor | None,
+        kind: JobKind,
+        raw: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Document:
+        """Validate, check the referenced assets, then create the job and hand it to the queue.
+
+        With an idempotency key, a repeat of the same request within a day returns the first job.
+        """
         who = require_generate(actor)
+        key = (
+            idempotency.check_key(idempotency_key, "input.idempotencyKey")
+            if idempotency_key is not None
+            else None
+        )
         checked = check_request(kind, raw, self._catalog, self._limits)
         await self._check_inputs(who, checked.asset_refs)
         now = now_iso()
@@ -71,7 +87,26 @@ class JobDesk:
             "started_at": None,
             "finished_at": None,
         }
-        doc = await self._docs.create(JOBS, new_id(), data)
+        job_id = new_id()
+        if key is None:
+            doc = await self._docs.create(JOBS, job_id, data)
+        else:
+            print_ = idempotency.fingerprint([kind.value, checked.model.id, checked.input])
+
+            async def create_once(tx: Transaction) -> str | None:
+                earlier = await idempotency.remembered_job(tx, who.id, key, print_)
+                if earlier is None:
+                    idempotency.remember(tx, who.id, key, print_, job_id)
+                    tx.create(JOBS, job_id, data)
+                return earlier
+
+            earlier = await self._docs.run_transaction(create_once)
+            found = await self._docs.get(JOBS, earlier or job_id)
+            if found is None:
+                raise not_found("job", earlier or job_id)
+            if earlier is not None:
+                return found
+            doc = found
         await self._queue.enqueue(doc.id)
         return doc
 

@@ -16,22 +16,30 @@ Ctx = Info[StudioContext, None]
 
 
 async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
-    doc = await info.context.services.desk.submit(info.context.actor, JobKind.IMAGE, image_input(input))
+    doc = await info.context.services.desk.submit(
+        info.context.actor, JobKind.IMAGE, image_input(input), idempotency_key=input.idempotency_key
+    )
     return Job.from_doc(doc)
 
 
 async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
-    doc = await info.context.services.desk.submit(info.context.actor, JobKind.VIDEO, video_input(input))
+    doc = await info.context.services.desk.submit(
+        info.context.actor, JobKind.VIDEO, video_input(input), idempotency_key=input.idempotency_key
+    )
     return Job.from_doc(doc)
 
 
 async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
-    doc = await info.context.services.desk.submit(info.context.actor, JobKind.TEXT, text_input(input))
+    doc = await info.context.services.desk.submit(
+        info.context.actor, JobKind.TEXT, text_input(input), idempotency_key=input.idempotency_key
+    )
     return Job.from_doc(doc)
 
 
 async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
-    doc = await info.context.services.desk.submit(info.context.actor, JobKind.UPSCALE, upscale_input(input))
+    doc = await info.context.services.desk.submit(
+        info.context.actor, JobKind.UPSCALE, upscale_input(input), idempotency_key=input.idempotency_key
+    )
     return Job.from_doc(doc)
 
 

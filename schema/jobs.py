@@ -151,6 +151,9 @@ class GenerateImageInput:
     count: int | None = strawberry.field(default=1, description="1..4 images in one job.")
     seed: int | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
+    )
 
 
 @strawberry.input
@@ -167,6 +170,9 @@ class GenerateVideoInput:
     first_frame_asset_id: strawberry.ID | None = None
     last_frame_asset_id: strawberry.ID | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
+    )
 
 
 @strawberry.input
@@ -176,6 +182,9 @@ class GenerateTextInput:
     model: str | None = None
     temperature: float | None = 0.7
     max_output_tokens: int | None = 1024
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
+    )
 
 
 @strawberry.input
@@ -183,6 +192,9 @@ class UpscaleImageInput:
     asset_id: strawberry.ID
     factor: int | None = strawberry.field(default=2, description="2 or 4")
     model: str | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
+    )
 
 
 @strawberry.type(description="A model the studio offers, with its price.")

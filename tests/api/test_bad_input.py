@@ -156,6 +156,10 @@ CASES: dict[str, Case] = {
     "text-max-output-tokens-too-many": at(text(maxOutputTokens=8193), "input.maxOutputTokens"),
     # upscaleImage
     "upscale-factor-3": at(upscale(factor=3), "input.factor"),
+    "image-idempotency-key-empty": at(image(idempotencyKey=""), "input.idempotencyKey"),
+    "video-idempotency-key-too-long": at(video(idempotencyKey="k" * 201), "input.idempotencyKey"),
+    "text-idempotency-key-unprintable": at(text(idempotencyKey="a\nb"), "input.idempotencyKey"),
+    "upscale-idempotency-key-empty": at(upscale(idempotencyKey=""), "input.idempotencyKey"),
     "upscale-asset-malformed": at(upscale(assetId=NOT_BASE64), "input.assetId"),
     "upscale-asset-is-a-job": at(upscale(assetId=A_JOB), "input.assetId"),
     "upscale-asset-is-text": at(upscale(assetId=TEXT_ASSET), "input.assetId"),
