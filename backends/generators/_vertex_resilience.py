@@ -16,9 +16,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from prometheus_client import Counter, Histogram
+
 from domain.errors import ErrorCode, StudioError
 
 log = logging.getLogger("genmedia.vertex")
+UPSTREAM_CALLS = Counter(
+    "genmedia_upstream_calls_total",
+    "Calls to Vertex AI by model, method and outcome",
+    ["model", "method", "outcome"],
+)
+UPSTREAM_SECONDS = Histogram(
+    "genmedia_upstream_call_seconds",
+    "Latency of calls to Vertex AI",
+    ["model", "method"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 
 T = TypeVar("T")
 
@@ -283,6 +296,8 @@ class UpstreamCaller:
             if outcome == "cancelled" or outcome.startswith("error "):
                 breaker.release()
             seconds = round(self._clock() - started, 3)
+            UPSTREAM_CALLS.labels(model, method, "_".join(outcome.split(" ")[:2])).inc()
+            UPSTREAM_SECONDS.labels(model, method).observe(seconds)
             level = logging.INFO if outcome in ("ok", "blocked") else logging.WARNING
             log.log(
                 level,

@@ -630,6 +630,26 @@ async def test_every_upstream_call_is_logged_with_model_and_latency(
     assert all(isinstance(getattr(r, "seconds", None), float) for r in records)
 
 
+async def test_every_upstream_call_is_counted_and_timed_in_metrics(
+    make: MakeGenerator, standin: VertexStandIn
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"model": TEXT, "method": "generateContent", **labels}) or 0.0
+
+    before_ok, before_503 = (
+        sample("genmedia_upstream_calls_total", outcome="ok"),
+        sample("genmedia_upstream_calls_total", outcome="http_503"),
+    )
+    before_timed = sample("genmedia_upstream_call_seconds_count")
+    standin.fail_next(1, 503)
+    await generate(make(), "TEXT", TEXT)
+    assert sample("genmedia_upstream_calls_total", outcome="ok") == before_ok + 1
+    assert sample("genmedia_upstream_calls_total", outcome="http_503") == before_503 + 1
+    assert sample("genmedia_upstream_call_seconds_count") == before_timed + 2
+
+
 async def test_one_sdk_client_is_kept_for_the_generator(make: MakeGenerator, standin: VertexStandIn) -> None:
     generator = make()
     await generate(generator, "TEXT", TEXT)
