@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None  # a service-account key that signs URLs (else IAM signBlob)
     signing_service_account: str | None = None  # sign through IAM as this account (default: the runtime one)
     iam_base_url: str = "https://iamcredentials.googleapis.com"
+    firebase_certs_url: str = (
+        "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+    )
     google_cloud_location: str = Field(
         "us-central1",
         validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "GENMEDIA_GOOGLE_CLOUD_LOCATION"),

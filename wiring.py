@@ -198,7 +198,11 @@ def build_generator(settings: Settings) -> Generator:
 def build_identity(settings: Settings) -> IdentityProvider:
     if settings.identity == "local":
         return local_issuer(settings)
-    raise SettingsError(f"GENMEDIA_IDENTITY={settings.identity} is not available in this build yet")
+    from backends.identity.firebase import FirebaseIdentity
+
+    if not settings.google_cloud_project:
+        raise SettingsError("GENMEDIA_IDENTITY=firebase needs GOOGLE_CLOUD_PROJECT")
+    return FirebaseIdentity(settings.google_cloud_project, certs_url=settings.firebase_certs_url)
 
 
 def local_issuer(settings: Settings) -> LocalIssuer:

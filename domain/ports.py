@@ -330,6 +330,7 @@ class VerifiedIdentity:
     issued_at: datetime
     expires_at: datetime
     email_verified: bool = True
+    authenticated_at: datetime | None = None  # when the bearer last signed in (Firebase auth_time)
 
 
 @runtime_checkable
@@ -338,4 +339,49 @@ class IdentityProvider(Protocol):
 
     async def verify(self, token: str) -> VerifiedIdentity:
         """Check signature, issuer, audience and expiry."""
+        ...
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    """The answer of one rate-limit hit: admitted, or refused with the seconds until a slot frees."""
+
+    allowed: bool
+    retry_after: float = 0.0
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Counts hits per key in a moving window of `period_seconds`; shared by every process using it."""
+
+    async def hit(self, key: str, amount: int, period_seconds: int, cost: int = 1) -> RateCheck:
+        """Take `cost` slots of `amount` per `period_seconds` for `key`, or refuse (taking nothing)."""
+        ...
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+class WebhookSendError(Exception):
+    """A webhook host that did not resolve, or a POST that got no HTTP answer (refused, reset, timed
+    out, bad TLS); the message says which and is safe to show to the webhook's owner."""
+
+
+@runtime_checkable
+class WebhookSender(Protocol):
+    """Resolves webhook hosts and POSTs to them; the domain vets every address before a POST."""
+
+    async def resolve(self, host: str, port: int) -> Sequence[str]:
+        """Every IP address `host` resolves to (WebhookSendError when it resolves to none)."""
+        ...
+
+    async def post(
+        self, url: str, address: str, body: bytes, headers: Mapping[str, str], *, timeout: float
+    ) -> int:
+        """POST `body` to `url` over a connection to `address` — a vetted address of the URL's host,
+        so a second lookup cannot lead elsewhere — with the host still naming TLS and `Host`; never
+        follows a redirect. The response status; WebhookSendError when no response came in `timeout`."""
         ...
