@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean bench schema
+.PHONY: serve test lint typecheck unit install clean bench schema indexes
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+indexes: $(STAMP)
+	$(BIN)/python deploy/indexes.py > deploy/firestore.indexes.json
 
 schema: $(STAMP)
 	$(BIN)/genmedia export-schema > schema.graphql

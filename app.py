@@ -7,26 +7,34 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from config import Settings, load_settings
+from domain.limits import SubscriptionSlots
 from domain.workers import run_workers
 from endpoints.context import HttpContexts
 from endpoints.graphql_http import GraphQLHttp, QueryLimits
 from endpoints.graphql_ws import GraphQLWebSocket
+from middleware.body_limit import BodyLimitMiddleware
 from middleware.docstore_calls import DocstoreCallsMiddleware
 from middleware.request_id import RequestIdMiddleware
-from schema.root import schema
-from wiring import build_authenticator, build_runner, build_services
+from middleware.security_headers import SecurityHeadersMiddleware
+from schema.root import build_schema
+from wiring import build_authenticator, build_rate_limits, build_runner, build_services
 
 log = logging.getLogger("genmedia.app")
+SUBSCRIPTION_WATCHES = Gauge(
+    "genmedia_subscription_watches", "Docstore watches the subscription hub holds (one per followed job)"
+)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -34,13 +42,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     services = build_services(settings)
     authenticator = build_authenticator(services)
-    graphql_http = GraphQLHttp(schema, HttpContexts(services, authenticator), QueryLimits())
+    limits = QueryLimits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens,
+        max_cost=settings.max_query_cost,
+        max_page=settings.max_page_size,
+    )
+    # The WebSocket path validates through strawberry's extensions: depth, aliases and tokens come
+    # from these settings; the cost rule runs in GraphQLWebSocket before an operation starts.
+    schema = build_schema(
+        max_depth=limits.max_depth, max_aliases=limits.max_aliases, max_tokens=limits.max_tokens
+    )
+    rate_limits = build_rate_limits(settings)
+    graphql_http = GraphQLHttp(schema, HttpContexts(services, authenticator), limits, rate_limits)
     graphql_ws = GraphQLWebSocket(
         schema,
         services,
         authenticator,
+        query_limits=limits,
+        rate_limits=rate_limits,
+        subscription_slots=SubscriptionSlots(settings.ws_max_subscriptions_per_user),
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         allowed_origins=settings.cors_origins,
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions_per_socket,
     )
 
     async def healthz(request: Request) -> Response:
@@ -60,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
 
     async def metrics(request: Request) -> Response:
+        SUBSCRIPTION_WATCHES.set(services.jobs_hub.watch_count)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -108,6 +135,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(files_route(services.blobs))  # type: ignore[arg-type]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.services = services
+    # Each add wraps the ones before: a request meets request id → security headers → CORS → body size
+    # (every path but /files) → docstore call count → the routes.
     app.add_middleware(DocstoreCallsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After", "X-Docstore-Calls"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.base_url.startswith("https://"))
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,4 +1,4 @@
-"""`genmedia`: serve, worker, token, user set, generate --watch, export-schema."""
+"""`genmedia`: serve, worker, token, user set, generate --watch, export-schema, migrate."""
 
 from __future__ import annotations
 
@@ -143,6 +143,51 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
 
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from backends.legacy import LegacyBucket, probe_media
+    from domain.migration import BadRecord, MigrationReport, Migrator, parse_bucket_url, report_lines
+    from domain.users import Directory
+    from wiring import build_blobs, build_docstore
+
+    try:
+        bucket, prefix = parse_bucket_url(args.from_bucket, args.prefix)
+    except BadRecord as error:
+        print(f"error: {error.reason}", file=sys.stderr)
+        return 2
+
+    async def main() -> MigrationReport:
+        docs = build_docstore(settings)
+        blobs = build_blobs(settings)
+        source = LegacyBucket(bucket, project=settings.google_cloud_project)
+        try:
+            migrator = Migrator(
+                docs,
+                blobs,
+                Directory(docs, admin_emails=frozenset(settings.admin_emails)),
+                source,
+                probe_media,
+                owner_domain=args.owner_domain,
+                dry_run=args.dry_run,
+                concurrency=args.concurrency,
+            )
+            return await migrator.run(prefix)
+        finally:
+            await source.close()
+            close = getattr(blobs, "close", None)
+            if close is not None:
+                await close()
+            await docs.close()
+
+    try:
+        report = asyncio.run(main())
+    except Exception as error:  # the bucket cannot be listed, the studio's stores cannot be reached
+        print(f"error: the migration could not run: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    for line in report_lines(report, verbose=args.verbose or args.dry_run):
+        print(line)
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genmedia", description="GenMedia Studio API")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_generate)
 
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(run=_export_schema)
+
+    migrate = commands.add_parser("migrate", help="import the old backend's metadata files and media")
+    migrate.add_argument("--from-bucket", required=True, help="the old bucket: gs://old-bucket")
+    migrate.add_argument("--prefix", help="where the JSON metadata files lie, e.g. metadata/")
+    migrate.add_argument("--dry-run", action="store_true", help="write nothing; report what would happen")
+    migrate.add_argument("--owner-domain", help="complete bare user names with @DOMAIN; refuse other domains")
+    migrate.add_argument("--concurrency", type=int, default=4, help="files imported at a time (default 4)")
+    migrate.add_argument("--verbose", action="store_true", help="report every file, not only failed ones")
+    migrate.set_defaults(run=_migrate)
     return parser
 
 

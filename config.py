@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from domain.webhooks import DEFAULT_RETRY_SCHEDULE, parse_retry_schedule
 
 
 class Settings(BaseSettings):
@@ -81,9 +83,49 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, le=20)
     signed_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
+    # webhooks
+    # whsec_...; unset: one kept in the data dir's secrets. Checked in `wiring`, whose error never echoes it.
+    webhook_secret: SecretStr | None = None
+    webhook_allow_private: bool = False  # local testing only: http and private addresses allowed
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(1.0, gt=0, le=60)
+
     # limits
     max_prompt_chars: int = Field(4000, ge=1)
     max_page_size: int = Field(100, ge=1, le=1000)
+    max_body_bytes: int = Field(256 * 1024, ge=256)  # HTTP request bodies (not /files)
+    max_query_depth: int = Field(12, ge=1)
+    max_query_aliases: int = Field(30, ge=0)
+    max_query_tokens: int = Field(5000, ge=10)
+    max_query_cost: int = Field(5000, ge=1)
+    # per caller, moving window, in the `limits` format ("30/minute", "10 per 2 hours")
+    rate_generate: str = "120/minute"
+    rate_read: str = "600/minute"
+    rate_subscribe: str = "60/minute"
+    redis_url: str | None = None  # rate limits (and caches) shared by every process; memory when unset
+    rate_limit_prefix: str = Field("genmedia", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:._-]+$")
+    ws_max_subscriptions_per_socket: int = Field(20, ge=1)
+    ws_max_subscriptions_per_user: int = Field(50, ge=1)  # across a user's sockets, per process
+    ws_init_timeout_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("rate_generate", "rate_read", "rate_subscribe")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from domain.limits import parse_rate
+
+        parse_rate(value)  # ValueError names what is expected
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().removeprefix("async+")
+        if not url.startswith(("redis://", "rediss://", "redis+unix://")):
+            raise ValueError("expected redis://host:port[/db], rediss://... or redis+unix:///path")
+        return url
 
     @field_validator("admin_emails", "cors_origins", mode="before")
     @classmethod
@@ -93,6 +135,13 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str | list | tuple):
+            return parse_retry_schedule(value)
         return value
 
     @field_validator("admin_emails")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import socket
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,16 +19,28 @@ from domain.catalog import ASPECT_RATIOS_IMAGE, ASPECT_RATIOS_VIDEO, Catalog, Mo
 from domain.desk import JobDesk
 from domain.jobs import JOBS
 from domain.library import Library
-from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.limits import RateLimits, RatePolicy, parse_rate
+from domain.ports import (
+    BlobStore,
+    DocStore,
+    Generator,
+    IdentityProvider,
+    JobQueue,
+    RateLimiter,
+    WebhookSender,
+)
 from domain.requests import InputLimits
 from domain.runner import JobRunner
 from domain.usage import UsageLedger
 from domain.users import Directory
+from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
 from resolvers.services import Services
 from subscriptions.hub import DocumentHub
 
 if TYPE_CHECKING:
     from backends.identity.local import LocalIssuer
+
+log = logging.getLogger("genmedia.wiring")
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -219,8 +233,68 @@ def build_queue(settings: Settings, docs: DocStore) -> JobQueue:
     raise SettingsError(f"GENMEDIA_QUEUE={settings.queue} is not available in this build yet")
 
 
+def build_webhook_sender(settings: Settings) -> WebhookSender:
+    from backends.webhooks.sender import HttpWebhookSender
+
+    return HttpWebhookSender()
+
+
+def build_webhook_urls(settings: Settings) -> WebhookUrls:
+    return WebhookUrls(
+        build_webhook_sender(settings),
+        allow_private=settings.webhook_allow_private,
+        timeout=settings.webhook_timeout_seconds,
+    )
+
+
+def webhook_secret(settings: Settings) -> str:
+    """GENMEDIA_WEBHOOK_SECRET, else a secret made once and kept in the data dir
+    (`secrets/webhook-signing.key`, raw bytes: its whsec_ form is "whsec_" + their base64)."""
+    if settings.webhook_secret is not None:
+        try:
+            return check_secret(settings.webhook_secret.get_secret_value())
+        except ValueError as error:  # the message never repeats the secret
+            raise SettingsError(f"invalid setting GENMEDIA_WEBHOOK_SECRET: {error}") from None
+    path = settings.secret_path / "webhook-signing.key"
+    raw = read_or_create_secret(path, 32)
+    try:
+        return secret_from_bytes(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{path} holds {len(raw)} bytes, not 24 to 64; remove it to make a new one"
+        ) from None
+
+
+def _delivery_secret(settings: Settings) -> str:
+    if settings.webhook_secret is None and settings.docstore != "sqlite":
+        log.warning(
+            "GENMEDIA_WEBHOOK_SECRET is unset: this process signs webhooks with a secret of its own data dir;"
+            " set it so that every process signs alike"
+        )
+    try:
+        return webhook_secret(settings)
+    except SettingsError as error:  # a SystemExit: in a delivery it fails the attempt, not the process
+        raise ValueError(str(error)) from None
+
+
+def build_webhooks(services: Services, worker_id: str) -> WebhookDispatcher:
+    settings = services.settings
+    return WebhookDispatcher(
+        services.docs,
+        build_webhook_sender(settings),
+        secret=partial(_delivery_secret, settings),  # made (if unset) only when a webhook is signed
+        worker_id=worker_id,
+        schedule=settings.webhook_retry_schedule,
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+        poll_seconds=settings.webhook_poll_seconds,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     """Every adapter and domain service for one process."""
+    if settings.webhook_secret is not None:
+        webhook_secret(settings)  # a bad secret stops start-up, not the first delivery
     docs = build_docstore(settings)
     blobs = build_blobs(settings)
     catalog = build_catalog(settings)
@@ -241,6 +315,7 @@ def build_services(settings: Settings) -> Services:
             catalog,
             limits=InputLimits(max_prompt_chars=settings.max_prompt_chars),
             max_page_size=settings.max_page_size,
+            webhooks=build_webhook_urls(settings),
         ),
         library=Library(docs, max_page_size=settings.max_page_size),
         ledger=UsageLedger(docs),
@@ -263,4 +338,21 @@ def build_runner(services: Services) -> JobRunner:
         worker_id=worker_id,
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
+        webhooks=build_webhooks(services, worker_id),
     )
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """The `limits` moving window: process memory, or Redis (shared by every process) with GENMEDIA_REDIS_URL."""
+    from backends.ratelimit.limits_adapter import LimitsRateLimiter, storage_uri
+
+    return LimitsRateLimiter(storage_uri(settings.redis_url), key_prefix=settings.rate_limit_prefix)
+
+
+def build_rate_limits(settings: Settings, limiter: RateLimiter | None = None) -> RateLimits:
+    policy = RatePolicy(
+        generate=parse_rate(settings.rate_generate),
+        read=parse_rate(settings.rate_read),
+        subscribe=parse_rate(settings.rate_subscribe),
+    )
+    return RateLimits(limiter or build_rate_limiter(settings), policy)

@@ -11,6 +11,8 @@
 4. 1,000 subscribers on one job: first → last receiver spread, studio vs a bare broadcaster.
 5. Engine throughput (in-process, local generator at speed 0) with 1, 2, 4 workers.
 6. Start to /readyz 200, and idle RSS.
+7. On the Firestore emulator: jobProgress write → receive with 1, 10, 100 subscribers (one listener
+   per job per process), and the docstore calls of a 100-asset page (bench/on_firestore.py).
 
 Targets print HOLDS or MISSES; they are not assertions. Only 127.0.0.1 is contacted.
 """
@@ -41,6 +43,7 @@ import httpx
 
 from bench import httpload
 from bench.common import (
+    LIFTED_LIMITS,
     PYTHON,
     ROOT,
     child_env,
@@ -140,7 +143,7 @@ def studio_server(data_dir: Path, work: Path, workers: int, extra: dict[str, str
     from tests.support.server import studio_env
 
     port = free_port()
-    env = studio_env(data_dir, port, {"GENMEDIA_WORKERS": str(workers), **(extra or {})})
+    env = studio_env(data_dir, port, {**LIFTED_LIMITS, "GENMEDIA_WORKERS": str(workers), **(extra or {})})
     return Server("studio", [PYTHON, "-m", "cli", "serve"], env, port, work / f"serve-{port}.log")
 
 
@@ -512,6 +515,12 @@ def _start_section(add: Any, start: dict[str, Any]) -> None:
     add(f"idle RSS ≤ {RSS_MB:g} MB: **{verdict(start['rss_idle_mb'] <= RSS_MB)}**")
 
 
+def _firestore_section(add: Any, fs: dict[str, Any], events: int) -> None:
+    from bench.on_firestore import section
+
+    section(add, fs, events)
+
+
 def report(results: dict[str, Any], plan: Plan, command: str) -> str:
     lines: list[str] = []
     add = lines.append
@@ -531,6 +540,7 @@ def report(results: dict[str, Any], plan: Plan, command: str) -> str:
         ("big", lambda r: _big_section(add, r, plan.big_fanout, plan.events)),
         ("engine", lambda r: _engine_section(add, r, plan.engine_jobs)),
         ("start", lambda r: _start_section(add, r)),
+        ("firestore", lambda r: _firestore_section(add, r, plan.events)),
     ]
     for key, render in sections:
         if key in results:
@@ -657,6 +667,11 @@ def run_all(plan: Plan, only: set[int], work: Path, results: dict[str, Any]) -> 
         if 5 in only:
             log("5. engine throughput (in-process)")
             results["engine"] = engine_bench(work, plan)
+        if 7 in only:
+            from bench.on_firestore import firestore_bench
+
+            log("7. the studio on the Firestore emulator")
+            results["firestore"] = firestore_bench(work, plan)
     finally:
         for server in running:
             server.stop()
@@ -674,12 +689,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs and 300 instead of 1,000 sockets")
-    parser.add_argument("--only", help="comma-separated benchmark numbers to run (default: all, 1-6)")
+    parser.add_argument("--only", help="comma-separated benchmark numbers to run (default: all, 1-7)")
     parser.add_argument("--out", type=Path, help="also write the report (markdown) to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    only = {int(part) for part in args.only.split(",")} if args.only else {1, 2, 3, 4, 5, 6}
+    only = {int(part) for part in args.only.split(",")} if args.only else {1, 2, 3, 4, 5, 6, 7}
     command = " ".join([".venv/bin/python bench/run.py", *sys.argv[1:]])
     raise_nofile(20000)
     began = time.monotonic()

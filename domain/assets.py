@@ -13,6 +13,7 @@ MAX_TAG_CHARS = 40
 MAX_TITLE_CHARS = 200
 _PREFIX_MIN = 2
 _PREFIX_MAX = 20
+MAX_SEARCH_TERMS = 400
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -27,14 +28,22 @@ def words(text: str) -> list[str]:
 
 
 def search_terms(*texts: str | None, tags: Iterable[str] = ()) -> list[str]:
-    """Every word of the texts and tags, and each word's prefixes, for prefix search with one array filter."""
-    terms: set[str] = set()
-    for text in (*texts, *tags):
-        for word in words(text or ""):
-            terms.add(word[:_PREFIX_MAX])
+    """Words of the texts and tags, then the words' prefixes, for prefix search with one array filter.
+
+    Capped at MAX_SEARCH_TERMS: every term is an index entry in each composite index that holds the
+    array, and Firestore allows 40,000 entries per document. Tags and title (words, then prefixes)
+    come before the prompt, so what a very long prompt loses is its own prefixes.
+    """
+    primary = [word for text in (*tags, *texts[1:]) for word in words(text or "")]
+    prompt = [word for word in words(texts[0] or "")] if texts else []
+    terms: dict[str, None] = {}
+    for group in (primary, prompt):
+        for word in group:
+            terms.setdefault(word[:_PREFIX_MAX])
+        for word in group:
             for end in range(_PREFIX_MIN, min(len(word), _PREFIX_MAX)):
-                terms.add(word[:end])
-    return sorted(terms)
+                terms.setdefault(word[:end])
+    return sorted(list(terms)[:MAX_SEARCH_TERMS])
 
 
 def query_terms(search: str) -> list[str]:

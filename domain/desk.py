@@ -15,6 +15,7 @@ from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, JobQueue, Order, Transaction
 from domain.requests import InputLimits, check_request
+from domain.webhooks import WebhookUrls, record_event
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 FIELD_OF_ROLE = {
@@ -36,12 +37,14 @@ class JobDesk:
         *,
         limits: InputLimits = InputLimits(),
         max_page_size: int = 100,
+        webhooks: WebhookUrls | None = None,
     ) -> None:
         self._docs = docs
         self._queue = queue
         self._catalog = catalog
         self._limits = limits
         self._max_page_size = max_page_size
+        self._webhooks = webhooks
 
     async def submit(
         self,
@@ -50,10 +53,13 @@ class JobDesk:
         raw: Mapping[str, Any],
         *,
         idempotency_key: str | None = None,
+        webhook: Mapping[str, Any] | None = None,
     ) -> Document:
         """Validate, check the referenced assets, then create the job and hand it to the queue.
 
         With an idempotency key, a repeat of the same request within a day returns the first job.
+        A `webhook` ({url, events}) is checked (its host resolved, private addresses refused) and
+        kept on the job; it is called when the job reaches one of its events.
         """
         who = require_generate(actor)
         key = (
@@ -63,6 +69,7 @@ class JobDesk:
         )
         checked = check_request(kind, raw, self._catalog, self._limits)
         await self._check_inputs(who, checked.asset_refs)
+        hook = await self._check_webhook(webhook)
         now = now_iso()
         data: dict[str, Any] = {
             "kind": kind.value,
@@ -86,6 +93,7 @@ class JobDesk:
             "updated_at": now,
             "started_at": None,
             "finished_at": None,
+            "webhook": hook,
         }
         job_id = new_id()
         if key is None:
@@ -121,6 +129,13 @@ class JobDesk:
                 raise bad_input(field, f"asset {asset_id} not found")
             if doc.data.get("mime_type") not in IMAGE_TYPES:
                 raise bad_input(field, f"asset {asset_id} is not an image")
+
+    async def _check_webhook(self, webhook: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if webhook is None:
+            return None
+        if self._webhooks is None:
+            raise bad_input("input.webhook", "webhooks are not available on this server")
+        return await self._webhooks.check(webhook, "input.webhook")
 
     async def get(self, actor: Actor | None, job_id: str) -> Document:
         """A job its owner (or an admin) may see; NOT_FOUND for everyone else."""
@@ -165,20 +180,18 @@ class JobDesk:
             if status.is_final:
                 raise conflict(f"job {job_id} is already {status.value}")
             now = now_iso()
-            tx.update(
-                JOBS,
-                job_id,
-                {
-                    "status": JobStatus.CANCELLED.value,
-                    "stage": "cancelled",
-                    "message": "Cancelled by request.",
-                    "eta_seconds": None,
-                    "finished_at": now,
-                    "updated_at": now,
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                },
-            )
+            changes = {
+                "status": JobStatus.CANCELLED.value,
+                "stage": "cancelled",
+                "message": "Cancelled by request.",
+                "eta_seconds": None,
+                "finished_at": now,
+                "updated_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
+            tx.update(JOBS, job_id, changes)
+            record_event(tx, job_id, {**current.data, **changes})
 
         await self._docs.run_transaction(move)
         doc = await self._docs.get(JOBS, job_id)

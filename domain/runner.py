@@ -35,6 +35,7 @@ from domain.ports import (
     Transaction,
 )
 from domain.usage import book_usage, job_counts
+from domain.webhooks import WebhookDispatcher, record_event
 
 log = logging.getLogger("genmedia.runner")
 
@@ -56,6 +57,7 @@ class JobRunner:
         worker_id: str,
         lease_seconds: float = 30.0,
         max_attempts: int = 3,
+        webhooks: WebhookDispatcher | None = None,
     ) -> None:
         self._docs = docs
         self._blobs = blobs
@@ -64,6 +66,8 @@ class JobRunner:
         self._worker_id = worker_id
         self._lease = lease_seconds
         self._max_attempts = max_attempts
+        # Delivers the webhooks final transitions queue; `run_workers` runs it beside the sweeper.
+        self.webhooks = webhooks
 
     # ------------------------------------------------------------ entry points
 
@@ -114,7 +118,9 @@ class JobRunner:
                     return False
                 if int(current.data.get("attempts", 0)) >= self._max_attempts:
                     await self._book_failure(tx, current.data)
-                    tx.update(JOBS, job_id, self._failure_changes(_LOST_TOO_OFTEN))
+                    changes = self._failure_changes(_LOST_TOO_OFTEN)
+                    tx.update(JOBS, job_id, changes)
+                    record_event(tx, job_id, {**current.data, **changes})
                 else:
                     tx.update(
                         JOBS, job_id, _requeue_changes("The worker running this job stopped; retrying.")
@@ -308,6 +314,7 @@ class JobRunner:
             current = await tx.get(JOBS, job.id)
             if not self._ours(current):
                 return False
+            assert current is not None
             await book_usage(
                 tx,
                 user_id=data["owner_id"],
@@ -319,24 +326,22 @@ class JobRunner:
             )
             for asset_id, asset in assets:
                 tx.set(ASSETS, asset_id, asset)
-            tx.update(
-                JOBS,
-                job.id,
-                {
-                    "status": JobStatus.SUCCEEDED.value,
-                    "progress": 1.0,
-                    "stage": "done",
-                    "message": None,
-                    "eta_seconds": 0,
-                    "asset_ids": [asset_id for asset_id, _ in assets],
-                    "cost_usd": cost,
-                    "units": units,
-                    "finished_at": now_iso(),
-                    "updated_at": now_iso(),
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                },
-            )
+            changes: dict[str, Any] = {
+                "status": JobStatus.SUCCEEDED.value,
+                "progress": 1.0,
+                "stage": "done",
+                "message": None,
+                "eta_seconds": 0,
+                "asset_ids": [asset_id for asset_id, _ in assets],
+                "cost_usd": cost,
+                "units": units,
+                "finished_at": now_iso(),
+                "updated_at": now_iso(),
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
+            tx.update(JOBS, job.id, changes)
+            record_event(tx, job.id, {**current.data, **changes})
             return True
 
         if not await self._docs.run_transaction(finish):
@@ -357,7 +362,9 @@ class JobRunner:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
                 return
             await self._book_failure(tx, data)
-            tx.update(JOBS, job.id, self._failure_changes(error))
+            changes = self._failure_changes(error)
+            tx.update(JOBS, job.id, changes)
+            record_event(tx, job.id, {**current.data, **changes})
 
         await self._docs.run_transaction(fail)
 

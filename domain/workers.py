@@ -1,4 +1,5 @@
-"""A worker: the queue feeding the runner, plus the sweeper that recovers jobs whose worker died."""
+"""A worker: the queue feeding the runner, the sweeper that recovers jobs whose worker died, and the
+webhook dispatcher that delivers what finished jobs queued."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import logging
 
 from domain.ports import JobQueue
 from domain.runner import JobRunner
+from domain.webhooks import WebhookDispatcher
 
 log = logging.getLogger("genmedia.worker")
 
 
 async def run_workers(queue: JobQueue, runner: JobRunner, *, concurrency: int, sweep_seconds: float) -> None:
-    """Run until cancelled: `concurrency` jobs at a time, and a sweep every `sweep_seconds`."""
+    """Run until cancelled: `concurrency` jobs at a time, a sweep every `sweep_seconds`, and the
+    runner's webhook dispatcher (if it has one), so every worker process delivers webhooks."""
 
     async def sweep_forever() -> None:
         while True:
@@ -25,8 +28,14 @@ async def run_workers(queue: JobQueue, runner: JobRunner, *, concurrency: int, s
             await asyncio.sleep(sweep_seconds)
 
     sweeper = asyncio.create_task(sweep_forever(), name="sweeper")
+    background = [sweeper]
+    # getattr: callers may hand in a wrapper of the runner (the benchmarks do).
+    dispatcher: WebhookDispatcher | None = getattr(runner, "webhooks", None)
+    if dispatcher is not None:
+        background.append(asyncio.create_task(dispatcher.run(), name="webhooks"))
     try:
         await queue.serve(runner.run, concurrency=concurrency)
     finally:
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)

@@ -1,7 +1,9 @@
 """The GraphQL HTTP endpoint: a lean path from JSON to result, every failure a coded GraphQL error.
 
-Documents are parsed and validated once and kept in an LRU cache, execution goes straight to
-graphql-core with strawberry's resolvers, and errors go through the one formatter.
+Documents are parsed and validated (depth, aliases, tokens, cost) once and kept in an LRU cache,
+the caller is rate-limited by operation class before anything runs (HTTP 429 + Retry-After),
+execution goes straight to graphql-core with strawberry's resolvers, and errors go through the one
+formatter.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.http.ides import get_graphql_ide_html
 
 from domain.errors import ErrorCode, StudioError
+from domain.limits import OperationClass, RateLimits
+from endpoints.admission import admit, operation_class
+from endpoints.query_cost import query_cost_rule
 from middleware.request_id import request_id_var
 from schema.errors import classify
 
@@ -45,7 +50,29 @@ class QueryLimits:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
+    max_cost: int = 5000
+    default_page: int = 20  # what a connection without first/last costs
+    max_page: int = 100  # what first/last given by a variable costs (the largest page)
     cache_size: int = 512
+
+    def rules(self) -> list[Any]:
+        """graphql-core validation rules: the specified ones, then depth, aliases and cost."""
+        return [
+            *specified_rules,
+            depth_rule(self.max_depth, None),
+            aliases_rule(self.max_aliases),
+            query_cost_rule(self.max_cost, default_page=self.default_page, variable_page=self.max_page),
+        ]
+
+
+# GraphiQL loads React and GraphiQL from unpkg with inline bootstrapping; every other response gets the
+# strict policy of middleware/security_headers.py.
+GRAPHIQL_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data: https:; "
+    "font-src 'self' data: https://unpkg.com; connect-src 'self' ws: wss:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 @dataclass(frozen=True)
@@ -61,13 +88,20 @@ def _coded(message: str, code: ErrorCode) -> GraphQLError:
 class GraphQLHttp:
     """ASGI app for `GET|POST /v1/graphql` (GraphiQL for browsers)."""
 
-    def __init__(self, schema: strawberry.Schema, make_context: ContextFactory, limits: QueryLimits) -> None:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        make_context: ContextFactory,
+        limits: QueryLimits,
+        rate_limits: RateLimits | None = None,
+    ) -> None:
         self._schema = schema
         self._graphql_schema = schema._schema
         self._executor = schema.execution_context_class
         self._make_context = make_context
         self._limits = limits
-        self._rules = [*specified_rules, depth_rule(limits.max_depth, None), aliases_rule(limits.max_aliases)]
+        self._rate_limits = rate_limits
+        self._rules = limits.rules()
         self._cache: OrderedDict[str, _Prepared] = OrderedDict()
         self._ide = get_graphql_ide_html(graphql_ide="graphiql")
 
@@ -79,7 +113,7 @@ class GraphQLHttp:
     async def _handle(self, request: Request) -> Response:
         if request.method == "GET" and "query" not in request.query_params:
             if "text/html" in request.headers.get("accept", ""):
-                return HTMLResponse(self._ide)
+                return HTMLResponse(self._ide, headers={"content-security-policy": GRAPHIQL_CSP})
             return self._reply(
                 {"errors": [self._format(_coded("Send a query.", ErrorCode.BAD_USER_INPUT))]}, 400
             )
@@ -89,15 +123,24 @@ class GraphQLHttp:
             failure = GraphQLError(error.message, original_error=error)
             return self._reply({"errors": [self._format(failure)]}, 400)
         prepared = self._prepare(query)
+        operation = refusal = None
+        if prepared.document is not None and not prepared.errors:
+            operation = get_operation_ast(prepared.document, operation_name)
+            refusal = self._refuse(operation, request.method, operation_name)
+        sub_response = Response()
+        context = await self._make_context(request, sub_response)
+        # Every request is charged, invalid ones as one read; a refused one never runs.
+        kind, slots = (OperationClass.READ, 1) if refusal else operation_class(prepared.document, operation)
+        client = request.client.host if request.client else None
+        limited = await admit(self._rate_limits, kind, slots, getattr(context, "principal", None), client)
+        if limited is not None:
+            failure = GraphQLError(limited.message, original_error=limited)
+            return self._reply({"errors": [self._format(failure)]}, 429, retry_after=limited.retry_after)
         if prepared.errors:
             return self._reply({"data": None, "errors": [self._format(e) for e in prepared.errors]})
         assert prepared.document is not None
-        operation = get_operation_ast(prepared.document, operation_name)
-        refusal = self._refuse(operation, request.method, operation_name)
         if refusal is not None:
             return self._reply({"data": None, "errors": [self._format(refusal)]})
-        sub_response = Response()
-        context = await self._make_context(request, sub_response)
         result = execute(
             self._graphql_schema,
             prepared.document,
@@ -111,9 +154,11 @@ class GraphQLHttp:
             result = await result  # type: ignore[misc]
         assert isinstance(result, ExecutionResult)
         body: dict[str, Any] = {"data": result.data}
+        retry_after: float | None = None
         if result.errors:
             body["errors"] = [self._format(error) for error in result.errors]
-        response = self._reply(body)
+            retry_after = _retry_after(body["errors"])
+        response = self._reply(body, retry_after=retry_after)
         for name, value in sub_response.headers.items():
             if name not in ("content-length", "content-type"):
                 response.headers[name] = value
@@ -195,9 +240,24 @@ class GraphQLHttp:
         return classify(error, request_id_var.get()).formatted  # type: ignore[return-value]
 
     @staticmethod
-    def _reply(body: dict[str, Any], status: int = 200) -> Response:
-        return Response(
+    def _reply(body: dict[str, Any], status: int = 200, *, retry_after: float | None = None) -> Response:
+        response = Response(
             json.dumps(body, separators=(",", ":"), default=str),
             status_code=status,
             media_type="application/json",
         )
+        if retry_after is not None:
+            response.headers["retry-after"] = str(max(int(retry_after + 0.999), 1))
+        return response
+
+
+def _retry_after(errors: list[dict[str, Any]]) -> float | None:
+    """The longest `retryAfter` of the RATE_LIMITED errors a result carries (for a Retry-After header)."""
+    waits = [
+        float(extensions["retryAfter"])
+        for error in errors
+        if isinstance(extensions := error.get("extensions"), dict)
+        and extensions.get("code") == ErrorCode.RATE_LIMITED.value
+        and isinstance(extensions.get("retryAfter"), int | float)
+    ]
+    return max(waits) if waits else None

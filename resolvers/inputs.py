@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from domain.errors import ErrorCode, StudioError, bad_input
-from schema.jobs import GenerateImageInput, GenerateTextInput, GenerateVideoInput, UpscaleImageInput
+from schema.jobs import (
+    GenerateImageInput,
+    GenerateTextInput,
+    GenerateVideoInput,
+    UpscaleImageInput,
+    WebhookInput,
+)
 from schema.nodes import decode_id
 
 
@@ -65,3 +71,10 @@ def upscale_input(data: UpscaleImageInput) -> dict[str, Any]:
         "factor": data.factor,
         "model": data.model,
     }
+
+
+def webhook_input(data: WebhookInput | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    events = data.events
+    return {"url": data.url, "events": None if events is None else [status.value for status in events]}

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.jobs import JobKind
-from resolvers.inputs import image_input, text_input, upscale_input, video_input
+from resolvers.inputs import image_input, text_input, upscale_input, video_input, webhook_input
 from schema.assets import Asset
 from schema.context import StudioContext
 from schema.jobs import GenerateImageInput, GenerateTextInput, GenerateVideoInput, Job, UpscaleImageInput
@@ -17,28 +17,44 @@ Ctx = Info[StudioContext, None]
 
 async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
     doc = await info.context.services.desk.submit(
-        info.context.actor, JobKind.IMAGE, image_input(input), idempotency_key=input.idempotency_key
+        info.context.actor,
+        JobKind.IMAGE,
+        image_input(input),
+        idempotency_key=input.idempotency_key,
+        webhook=webhook_input(input.webhook),
     )
     return Job.from_doc(doc)
 
 
 async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
     doc = await info.context.services.desk.submit(
-        info.context.actor, JobKind.VIDEO, video_input(input), idempotency_key=input.idempotency_key
+        info.context.actor,
+        JobKind.VIDEO,
+        video_input(input),
+        idempotency_key=input.idempotency_key,
+        webhook=webhook_input(input.webhook),
     )
     return Job.from_doc(doc)
 
 
 async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
     doc = await info.context.services.desk.submit(
-        info.context.actor, JobKind.TEXT, text_input(input), idempotency_key=input.idempotency_key
+        info.context.actor,
+        JobKind.TEXT,
+        text_input(input),
+        idempotency_key=input.idempotency_key,
+        webhook=webhook_input(input.webhook),
     )
     return Job.from_doc(doc)
 
 
 async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
     doc = await info.context.services.desk.submit(
-        info.context.actor, JobKind.UPSCALE, upscale_input(input), idempotency_key=input.idempotency_key
+        info.context.actor,
+        JobKind.UPSCALE,
+        upscale_input(input),
+        idempotency_key=input.idempotency_key,
+        webhook=webhook_input(input.webhook),
     )
     return Job.from_doc(doc)
 

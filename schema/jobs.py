@@ -8,8 +8,10 @@ from typing import Any, cast
 import strawberry
 from strawberry.types import Info
 
+from domain.clock import from_iso
 from domain.jobs import Job as DomainJob
 from domain.ports import Document
+from domain.webhooks import DEFAULT_EVENTS, DeliveryStatus, deliveries_for
 from schema.assets import Asset
 from schema.context import StudioContext
 from schema.nodes import Node, PageInfo, encode_id
@@ -22,6 +24,47 @@ class JobError:
     code: ErrorCode
     message: str
     retryable: bool
+
+
+strawberry.enum(DeliveryStatus, name="WebhookDeliveryStatus")
+
+
+@strawberry.type(description="One POST of a webhook delivery.")
+class WebhookAttempt:
+    at: datetime
+    http_status: int | None = strawberry.field(description="The receiver's status; null if none came.")
+    error: str | None = strawberry.field(description="Why the attempt failed; null when it succeeded.")
+    duration_ms: int
+
+
+@strawberry.type(description="A job's webhook call for one status: every attempt, and what happens next.")
+class WebhookDelivery:
+    id: strawberry.ID = strawberry.field(description="Also the webhook-id header of every attempt.")
+    url: str
+    event: JobStatus
+    status: DeliveryStatus
+    attempts: list[WebhookAttempt]
+    next_attempt_at: datetime | None = strawberry.field(description="Null once DELIVERED or FAILED.")
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> WebhookDelivery:
+        data = doc.data
+        return cls(
+            id=strawberry.ID(doc.id),
+            url=data["url"],
+            event=JobStatus(data["event"]),
+            status=DeliveryStatus(data["status"]),
+            attempts=[
+                WebhookAttempt(
+                    at=from_iso(a["at"]),
+                    http_status=a.get("http_status"),
+                    error=a.get("error"),
+                    duration_ms=int(a.get("duration_ms", 0)),
+                )
+                for a in data.get("attempts") or ()
+            ],
+            next_attempt_at=moment(data.get("next_attempt_at")),
+        )
 
 
 @strawberry.type(description="One generation: its status and progress while it runs, its assets when done.")
@@ -112,6 +155,12 @@ class Job(Node):
     def finished_at(self) -> datetime | None:
         return moment(self._job.finished_at)
 
+    @strawberry.field(description="The job's webhook calls, if it asked for any; its owner and admins only.")
+    async def webhook_deliveries(self, info: Info[StudioContext, None]) -> list[WebhookDelivery]:
+        job = self._job
+        docs = await deliveries_for(info.context.services.docs, info.context.actor, job.id, job.owner_id)
+        return [WebhookDelivery.from_doc(doc) for doc in docs]
+
 
 @strawberry.type
 class JobEdge:
@@ -142,6 +191,14 @@ class JobEvent:
     previous_status: JobStatus | None
 
 
+@strawberry.input(description="Call this URL when the job reaches one of `events` (Standard Webhooks).")
+class WebhookInput:
+    url: str = strawberry.field(description="https; private, loopback and link-local addresses are refused.")
+    events: list[JobStatus] | None = strawberry.field(
+        default_factory=lambda: list(DEFAULT_EVENTS), description="Final statuses only."
+    )
+
+
 @strawberry.input
 class GenerateImageInput:
     prompt: str
@@ -151,6 +208,7 @@ class GenerateImageInput:
     count: int | None = strawberry.field(default=1, description="1..4 images in one job.")
     seed: int | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )
@@ -170,6 +228,7 @@ class GenerateVideoInput:
     first_frame_asset_id: strawberry.ID | None = None
     last_frame_asset_id: strawberry.ID | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )
@@ -182,6 +241,7 @@ class GenerateTextInput:
     model: str | None = None
     temperature: float | None = 0.7
     max_output_tokens: int | None = 1024
+    webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )
@@ -192,6 +252,7 @@ class UpscaleImageInput:
     asset_id: strawberry.ID
     factor: int | None = strawberry.field(default=2, description="2 or 4")
     model: str | None = None
+    webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )

@@ -156,6 +156,10 @@ CASES: dict[str, Case] = {
     "text-max-output-tokens-too-many": at(text(maxOutputTokens=8193), "input.maxOutputTokens"),
     # upscaleImage
     "upscale-factor-3": at(upscale(factor=3), "input.factor"),
+    "image-webhook-without-url": at(image(webhook={}), "input.webhook"),
+    "video-webhook-not-an-object": at(video(webhook="https://x.example"), "input.webhook"),
+    "text-webhook-without-url": at(text(webhook={}), "input.webhook"),
+    "upscale-webhook-without-url": at(upscale(webhook={}), "input.webhook"),
     "image-idempotency-key-empty": at(image(idempotencyKey=""), "input.idempotencyKey"),
     "video-idempotency-key-too-long": at(video(idempotencyKey="k" * 201), "input.idempotencyKey"),
     "text-idempotency-key-unprintable": at(text(idempotencyKey="a\nb"), "input.idempotencyKey"),

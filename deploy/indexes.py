@@ -1,0 +1,210 @@
+"""Derive firestore.indexes.json from the reads the studio really makes, and print it.
+
+Runs the studio's read paths on a throwaway embedded store — the asset library with every filter
+and sort the API offers, paged both ways, with its total count; the job list; usage reports; the
+lease sweeper; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
+through the Firestore adapter to see what it would send, and prints the composite indexes Firestore
+needs for them:
+
+    .venv/bin/python deploy/indexes.py > deploy/firestore.indexes.json
+
+tests/unit/test_firestore_indexes.py fails when the file and this derivation disagree. A new read
+path (a new list, filter, sort or watch) belongs in `drive_reads` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import tempfile
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from backends.blobs.localfs import LocalBlobStore
+from backends.docstore.indexes import (
+    Read,
+    RecordingDocStore,
+    RequiredIndex,
+    index_file,
+    required_index,
+    sent_queries,
+)
+from backends.docstore.sqlite import SqliteDocStore
+from backends.generators.local import LocalGenerator
+from backends.queue.docstore import DocstoreQueue
+from config import Settings
+from domain.access import Actor
+from domain.desk import JobDesk
+from domain.jobs import JobKind
+from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
+from domain.pages import Page, PageRequest
+from domain.runner import JobRunner
+from domain.usage import GROUPS, UsageLedger
+from domain.users import Directory, Role, UserStatus
+from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
+from wiring import build_catalog
+
+INDEX_FILE = Path(__file__).resolve().parent / "firestore.indexes.json"
+
+
+class _NoNetwork:
+    """A webhook sender for a run that has nothing to deliver."""
+
+    async def resolve(self, host: str, port: int) -> Sequence[str]:
+        raise RuntimeError("no webhook is sent while indexes are derived")
+
+    async def post(
+        self, url: str, address: str, body: bytes, headers: Mapping[str, str], *, timeout: float
+    ) -> int:
+        raise RuntimeError("no webhook is sent while indexes are derived")
+
+
+async def _pages(read: Callable[[PageRequest], Awaitable[Page]], *, backward: bool = True) -> None:
+    """A first page each way the API pages, the page after it, and the total count."""
+    first = await read(PageRequest(first=2))
+    if first.cursors:
+        await read(PageRequest(first=2, after=first.cursors[-1]))
+    await first.total()
+    if backward:
+        last = await read(PageRequest(last=2))
+        if last.cursors:
+            await read(PageRequest(last=2, before=last.cursors[0]))
+
+
+async def _until_watched(docs: RecordingDocStore, start: int, task: asyncio.Task[Any]) -> None:
+    """Wait until `task` has opened a watch, then stop it."""
+    try:
+        async with asyncio.timeout(5):
+            while not any(read.kind == "watch" for read in docs.reads[start:]):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _library(library: Library, owner: Actor, model: str) -> None:
+    """Every kind of filter the `assets` field offers, alone and together, under every sort."""
+    now = datetime.now(UTC)
+    after, before = (now - timedelta(days=1)).isoformat(), (now + timedelta(days=1)).isoformat()
+    kinds: Sequence[list[str] | None] = (None, ["IMAGE"], list(KINDS))  # all kinds: no filter at all
+    models = (None, model)
+    created = ((None, None), (after, None), (None, before), (after, before))
+    words: Sequence[dict[str, Any]] = (
+        {},
+        {"search": "lighthouse"},
+        {"tags": ["coast"]},
+        {"favorite": True},
+        {"favorite": False},
+        {"search": "light", "tags": ["coast"], "favorite": False},
+    )
+    sorts = [AssetSort(field, descending) for field in SORT_FIELDS for descending in (True, False)]
+    for kind, model_id, (start, end), word, deleted in itertools.product(
+        kinds, models, created, words, (False, True)
+    ):
+        given = AssetFilter(
+            kinds=kind, model=model_id, created_after=start, created_before=end, deleted=deleted, **word
+        )
+        for sort in sorts:
+            await _pages(partial(library.list, owner, given, sort))
+
+
+async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
+    """Run every read path of the studio against `docs`."""
+    settings = Settings.model_construct()  # the defaults, whatever the environment says
+    catalog = build_catalog(settings)
+    blobs = LocalBlobStore(workdir / "blobs", base_url="http://127.0.0.1:1", secret=b"s" * 32)
+    directory = Directory(docs)
+    user = Actor(await directory.put("owner@example.com", role=Role.USER, status=UserStatus.ACTIVE))
+    admin = Actor(await directory.put("admin@example.com", role=Role.ADMIN, status=UserStatus.ACTIVE))
+    queue = DocstoreQueue(docs)
+    desk = JobDesk(docs, queue, catalog)
+    runner = JobRunner(
+        docs, blobs, LocalGenerator(speed=0), catalog, worker_id="indexes", lease_seconds=5, max_attempts=3
+    )
+    library = Library(docs)
+
+    # Something to find: a finished image and text, a favorite with a tag, and a queued job.
+    for kind in (JobKind.IMAGE, JobKind.TEXT):
+        job = await desk.submit(user, kind, {"prompt": "a lighthouse on the coast"})
+        await runner.run(job.id)
+    page = await library.list(user, AssetFilter(), AssetSort(), PageRequest(first=1))
+    await library.update(user, page.items[0].id, tags=["coast"], favorite=True)
+    queued = await desk.submit(
+        user, JobKind.IMAGE, {"prompt": "a harbour at night"}, idempotency_key="harbour-1"
+    )
+
+    await _library(library, user, settings.model_image)
+
+    statuses: Sequence[list[str] | None] = (None, ["QUEUED"], ["QUEUED", "RUNNING", "SUCCEEDED"])
+    job_kinds: Sequence[list[str] | None] = (None, ["IMAGE"], ["IMAGE", "TEXT"])
+    for status, job_kind in itertools.product(statuses, job_kinds):
+        # The `jobs` field pages forward only.
+        await _pages(partial(desk.list, user, statuses=status, kinds=job_kind), backward=False)
+
+    ledger = UsageLedger(docs)
+    start, end = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC) + timedelta(days=1)
+    for actor, user_id in ((user, None), (user, user.id), (admin, None), (admin, user.id)):
+        for groups in ((), GROUPS):
+            await ledger.report(actor, start, end, list(groups), user_id)
+    await ledger.totals(user.id, start, end)
+
+    await runner.sweep()
+
+    dispatcher = WebhookDispatcher(
+        docs, _NoNetwork(), secret=secret_from_bytes(b"k" * 32), worker_id="indexes"
+    )
+    await dispatcher.deliver_due()
+    await deliveries_for(docs, user, queued.id, user.id)
+
+    async def nothing(job_id: str) -> None:
+        """The queue's handler: only its watch matters here."""
+
+    mark = len(docs.reads)
+    await _until_watched(docs, mark, asyncio.create_task(queue.serve(nothing, concurrency=1)))
+
+    from resolvers.subscriptions import my_jobs
+    from schema.scalars import JobStatus
+
+    for wanted in (None, [JobStatus.QUEUED]):
+        info = SimpleNamespace(context=SimpleNamespace(actor=user, services=SimpleNamespace(docs=docs)))
+        events = my_jobs(cast(Any, info), wanted)
+
+        async def first_event(events: AsyncGenerator[Any, None] = events) -> None:
+            await anext(events)
+
+        mark = len(docs.reads)
+        try:
+            await _until_watched(docs, mark, asyncio.create_task(first_event()))
+        finally:
+            await events.aclose()
+
+
+async def record_reads() -> list[Read]:
+    """The reads the studio makes, recorded on a throwaway embedded store."""
+    with tempfile.TemporaryDirectory(prefix="genmedia-indexes-") as tmp:
+        docs = RecordingDocStore(SqliteDocStore(Path(tmp) / "studio.db"))
+        try:
+            await drive_reads(docs, Path(tmp))
+        finally:
+            await docs.close()
+        return docs.reads
+
+
+async def required_indexes() -> list[RequiredIndex]:
+    """The composite indexes Firestore needs for the studio's reads, one per distinct need."""
+    needed = [required_index(sent) for sent in await sent_queries(await record_reads())]
+    return list({n.key: n for n in needed if n is not None}.values())
+
+
+def main() -> None:
+    document = index_file(asyncio.run(required_indexes()))
+    print(json.dumps(document, indent=2))
+
+
+if __name__ == "__main__":
+    main()
