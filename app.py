@@ -25,9 +25,7 @@ from endpoints.context import HttpContexts
 from endpoints.graphql_http import GraphQLHttp, QueryLimits
 from endpoints.graphql_ws import GraphQLWebSocket
 from middleware.body_limit import BodyLimitMiddleware
-from middleware.docstore_calls import DocstoreCallsMiddleware
-from middleware.request_id import RequestIdMiddleware
-from middleware.security_headers import SecurityHeadersMiddleware
+from middleware.response_headers import ResponseHeadersMiddleware
 from schema.root import build_schema
 from wiring import build_authenticator, build_rate_limits, build_runner, build_services
 
@@ -135,9 +133,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(files_route(services.blobs))  # type: ignore[arg-type]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.services = services
-    # Each add wraps the ones before: a request meets request id → security headers → CORS → body size
-    # (every path but /files) → docstore call count → the routes.
-    app.add_middleware(DocstoreCallsMiddleware)
+    # Each add wraps the ones before: a request meets response headers (request id, docstore call
+    # count, security headers) → CORS → body size (every path but /files) → the routes.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -148,6 +145,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
             expose_headers=["X-Request-Id", "Retry-After", "X-Docstore-Calls"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.base_url.startswith("https://"))
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ResponseHeadersMiddleware, hsts=settings.base_url.startswith("https://"))
     return app

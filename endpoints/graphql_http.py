@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
@@ -42,7 +42,7 @@ from endpoints.query_cost import query_cost_rule
 from middleware.request_id import request_id_var
 from schema.errors import classify
 
-ContextFactory = Callable[[Request, Response], Awaitable[Any]]
+ContextFactory = Callable[[Request, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,10 @@ GRAPHIQL_CSP = (
 class _Prepared:
     document: DocumentNode | None
     errors: list[GraphQLError]
+    # (operationName, method) -> (refusal, (class, slots)): worked out on first use
+    plans: dict[tuple[str | None, str], tuple[GraphQLError | None, tuple[OperationClass, int]]] = field(
+        default_factory=dict
+    )
 
 
 def _coded(message: str, code: ErrorCode) -> GraphQLError:
@@ -123,14 +127,13 @@ class GraphQLHttp:
             failure = GraphQLError(error.message, original_error=error)
             return self._reply({"errors": [self._format(failure)]}, 400)
         prepared = self._prepare(query)
-        operation = refusal = None
-        if prepared.document is not None and not prepared.errors:
-            operation = get_operation_ast(prepared.document, operation_name)
-            refusal = self._refuse(operation, request.method, operation_name)
-        sub_response = Response()
-        context = await self._make_context(request, sub_response)
-        # Every request is charged, invalid ones as one read; a refused one never runs.
-        kind, slots = (OperationClass.READ, 1) if refusal else operation_class(prepared.document, operation)
+        plan = prepared.plans.get((operation_name, request.method))
+        if plan is None:
+            plan = prepared.plans[(operation_name, request.method)] = self._plan(
+                prepared, operation_name, request.method
+            )
+        refusal, (kind, slots) = plan
+        context = await self._make_context(request, None)
         client = request.client.host if request.client else None
         limited = await admit(self._rate_limits, kind, slots, getattr(context, "principal", None), client)
         if limited is not None:
@@ -158,11 +161,20 @@ class GraphQLHttp:
         if result.errors:
             body["errors"] = [self._format(error) for error in result.errors]
             retry_after = _retry_after(body["errors"])
-        response = self._reply(body, retry_after=retry_after)
-        for name, value in sub_response.headers.items():
-            if name not in ("content-length", "content-type"):
-                response.headers[name] = value
-        return response
+        return self._reply(body, retry_after=retry_after)
+
+    def _plan(
+        self, prepared: _Prepared, operation_name: str | None, method: str
+    ) -> tuple[GraphQLError | None, tuple[OperationClass, int]]:
+        """What a document asks for, worked out once per operation name and method: the refusal (if
+        it may not run this way) and the rate-limit class it is charged as (invalid ones: one read)."""
+        if prepared.document is None or prepared.errors:
+            return None, (OperationClass.READ, 1)
+        operation = get_operation_ast(prepared.document, operation_name)
+        refusal = self._refuse(operation, method, operation_name)
+        if refusal is not None:
+            return refusal, (OperationClass.READ, 1)
+        return None, operation_class(prepared.document, operation)
 
     async def _read(self, request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
         if request.method == "GET":

@@ -6,10 +6,7 @@ from collections.abc import Sequence
 
 from aiodataloader import DataLoader
 
-from domain.assets import ASSETS
-from domain.jobs import JOBS
 from domain.ports import DocStore, Document
-from domain.users import USERS
 from schema.context import Loaders
 
 
@@ -21,4 +18,4 @@ def _loader(docs: DocStore, collection: str) -> DataLoader[str, Document | None]
 
 
 def make_loaders(docs: DocStore) -> Loaders:
-    return Loaders(users=_loader(docs, USERS), jobs=_loader(docs, JOBS), assets=_loader(docs, ASSETS))
+    return Loaders(lambda collection: _loader(docs, collection))

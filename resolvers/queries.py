@@ -23,7 +23,7 @@ from schema.users import User
 Ctx = Info[StudioContext, None]
 
 
-async def me(info: Ctx) -> User:
+def me(info: Ctx) -> User:
     actor = require_actor(info.context.actor)
     return User.of(actor.user)
 

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from aiodataloader import DataLoader
 
 from domain.access import Actor
+from domain.assets import ASSETS
+from domain.jobs import JOBS
 from domain.ports import Document
+from domain.users import USERS
 
 if TYPE_CHECKING:
     from resolvers.services import Services
 
 
-@dataclass
 class Loaders:
-    """Per-request (per-connection on WebSocket) batching of document reads by id."""
+    """Per-request (per-connection on WebSocket) batching of document reads by id.
 
-    users: DataLoader[str, Document | None]
-    jobs: DataLoader[str, Document | None]
-    assets: DataLoader[str, Document | None]
+    Each loader is made on first use: most requests need none, and making three costs more than
+    a `{ me { id } }` request's own work.
+    """
+
+    def __init__(self, make: Callable[[str], DataLoader[str, Document | None]]) -> None:
+        self._make = make
+
+    @cached_property
+    def users(self) -> DataLoader[str, Document | None]:
+        return self._make(USERS)
+
+    @cached_property
+    def jobs(self) -> DataLoader[str, Document | None]:
+        return self._make(JOBS)
+
+    @cached_property
+    def assets(self) -> DataLoader[str, Document | None]:
+        return self._make(ASSETS)
 
 
 @dataclass
