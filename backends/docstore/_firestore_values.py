@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import cmp_to_key, lru_cache
 from typing import Any
 
+from backends.docstore._order import rank
 from domain.ports import Filter
 
 NESTED_ARRAY = "(genmedia-array)"  # not a reserved name (those are __x__), and no studio field looks like it
@@ -138,23 +139,6 @@ def parse_version(version: str) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------- Firestore's order, in Python
-
-
-def rank(value: Any) -> int:
-    """The position of a value's type in Firestore's order: null, booleans, numbers, strings, arrays, maps."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        return 1
-    if isinstance(value, int | float):
-        return 2
-    if isinstance(value, str):
-        return 3
-    if isinstance(value, list | tuple):
-        return 4
-    if isinstance(value, Mapping):
-        return 5
-    raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
 def compare(a: Any, b: Any) -> int:

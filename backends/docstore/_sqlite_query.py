@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from backends.docstore._order import rank
 from domain.ports import Change, Delete, Document, Filter, Increment, PreconditionFailed, Query
 
 Key = tuple[str, str]
@@ -33,23 +34,6 @@ _RANK_SQL = (
     " WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3 WHEN 'array' THEN 4"
     " WHEN 'object' THEN 5 END"
 )
-
-
-def rank(value: Any) -> int:
-    """The position of a value's type in Firestore's cross-type order."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        return 1
-    if isinstance(value, int | float):
-        return 2
-    if isinstance(value, str):
-        return 3
-    if isinstance(value, list | tuple):
-        return 4
-    if isinstance(value, Mapping):
-        return 5
-    raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
 @lru_cache(maxsize=1024)

@@ -39,6 +39,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backends.identity._jwt_errors import reason
 from domain.errors import ErrorCode, StudioError
 from domain.ports import VerifiedIdentity
 
@@ -147,7 +148,7 @@ class FirebaseIdentity:
                 },
             )
         except jwt.InvalidTokenError as exc:
-            raise _unauthenticated(_reason(exc)) from None
+            raise _unauthenticated(reason(exc)) from None
         return self._check_claims(verified)
 
     def _check_claims(self, claims: Mapping[str, Any]) -> VerifiedIdentity:
@@ -340,24 +341,3 @@ def _timestamp(claims: Mapping[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _unauthenticated(f"token has an invalid {name} claim")
     return float(value)
-
-
-def _reason(exc: jwt.InvalidTokenError) -> str:
-    """A message safe to show for a PyJWT failure."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "token expired"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "token not yet valid"
-    if isinstance(exc, jwt.InvalidIssuedAtError):
-        return "token has an invalid iat claim"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "token has the wrong audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "token has the wrong issuer"
-    if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"token lacks the {exc.claim} claim"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "token signature is invalid"
-    if isinstance(exc, jwt.DecodeError):
-        return "malformed token"
-    return "invalid token"

@@ -23,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backends.identity._jwt_errors import reason
 from domain.errors import ErrorCode, StudioError
 from domain.ports import VerifiedIdentity
 
@@ -203,29 +204,8 @@ class LocalIssuer:
                 options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
             )
         except jwt.InvalidTokenError as exc:
-            raise _unauthenticated(_reason(exc)) from None
+            raise _unauthenticated(reason(exc)) from None
         return _identity(claims)
-
-
-def _reason(exc: jwt.InvalidTokenError) -> str:
-    """A message safe to show for a PyJWT failure."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "token expired"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "token not yet valid"
-    if isinstance(exc, jwt.InvalidIssuedAtError):
-        return "token has an invalid iat claim"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "token has the wrong audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "token has the wrong issuer"
-    if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"token lacks the {exc.claim} claim"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "token signature is invalid"
-    if isinstance(exc, jwt.DecodeError):
-        return "malformed token"
-    return "invalid token"
 
 
 def _identity(claims: dict[str, Any]) -> VerifiedIdentity:
