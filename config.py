@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     model_text: str = "gemini-3-flash"
     model_upscale: str = "imagen-4.0-upscale-preview"
 
+    # more models callers may choose, each `KIND:model-id:price` (comma-separated), listed by `models`
+    models_extra: Annotated[list[str], NoDecode] = []
+
     # prices in USD, per image / video second / 1k tokens / upscaled image
     price_image_usd: float = Field(0.039, ge=0)
     price_video_second_usd: float = Field(0.40, ge=0)
@@ -127,7 +130,7 @@ class Settings(BaseSettings):
             raise ValueError("expected redis://host:port[/db], rediss://... or redis+unix:///path")
         return url
 
-    @field_validator("admin_emails", "cors_origins", mode="before")
+    @field_validator("admin_emails", "cors_origins", "models_extra", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -142,6 +145,15 @@ class Settings(BaseSettings):
     def _parse_schedule(cls, value: object) -> object:
         if isinstance(value, str | list | tuple):
             return parse_retry_schedule(value)
+        return value
+
+    @field_validator("models_extra")
+    @classmethod
+    def _check_models(cls, value: list[str]) -> list[str]:
+        from domain.catalog import parse_extra_model
+
+        for entry in value:
+            parse_extra_model(entry)  # ValueError says what is expected
         return value
 
     @field_validator("admin_emails")

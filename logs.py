@@ -11,7 +11,7 @@ from typing import Any
 from config import Settings
 from middleware.request_id import request_id_var
 
-_EXTRA_FIELDS = ("request_id", "job_id", "user_id", "model", "seconds", "doc_id")
+_EXTRA_FIELDS = ("request_id", "job_id", "user_id", "model", "seconds", "doc_id", "cost_usd", "units", "code")
 _SEVERITY = {"WARNING": "WARNING", "ERROR": "ERROR", "CRITICAL": "CRITICAL", "INFO": "INFO", "DEBUG": "DEBUG"}
 
 

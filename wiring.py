@@ -13,9 +13,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backends.metrics import record_job_finished
 from config import Settings, SettingsError
 from domain.authn import Authenticator
-from domain.catalog import ASPECT_RATIOS_IMAGE, ASPECT_RATIOS_VIDEO, Catalog, ModelSpec
+from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.desk import JobDesk
 from domain.jobs import JOBS
 from domain.library import Library
@@ -44,48 +45,20 @@ log = logging.getLogger("genmedia.wiring")
 
 
 def build_catalog(settings: Settings) -> Catalog:
-    """One default model per kind, priced from settings."""
-    return Catalog.of(
-        [
-            ModelSpec(
-                settings.model_image,
-                "IMAGE",
-                "Image",
-                settings.price_image_usd,
-                "image",
-                max_count=4,
-                aspect_ratios=ASPECT_RATIOS_IMAGE,
-                default=True,
-            ),
-            ModelSpec(
-                settings.model_video,
-                "VIDEO",
-                "Video",
-                settings.price_video_second_usd,
-                "video_second",
-                durations_seconds=(4, 6, 8),
-                aspect_ratios=ASPECT_RATIOS_VIDEO,
-                default=True,
-            ),
-            ModelSpec(
-                settings.model_text,
-                "TEXT",
-                "Text",
-                settings.price_text_1k_tokens_usd,
-                "1k_tokens",
-                default=True,
-            ),
-            ModelSpec(
-                settings.model_upscale,
-                "UPSCALE",
-                "Upscale",
-                settings.price_upscale_usd,
-                "image",
-                max_count=1,
-                default=True,
-            ),
-        ]
-    )
+    """The default model of each kind, then the extra models settings allow, each with its price."""
+    defaults = [
+        model_spec("IMAGE", settings.model_image, settings.price_image_usd, default=True),
+        model_spec("VIDEO", settings.model_video, settings.price_video_second_usd, default=True),
+        model_spec("TEXT", settings.model_text, settings.price_text_1k_tokens_usd, default=True),
+        model_spec("UPSCALE", settings.model_upscale, settings.price_upscale_usd, default=True),
+    ]
+    known = {spec.id for spec in defaults}
+    extras = [
+        model_spec(kind, model_id, price)
+        for kind, model_id, price in (parse_extra_model(entry) for entry in settings.models_extra)
+        if model_id not in known
+    ]
+    return Catalog.of([*defaults, *extras])
 
 
 def read_or_create_secret(path: Path, size: int = 32) -> bytes:
@@ -338,6 +311,7 @@ def build_runner(services: Services) -> JobRunner:
         worker_id=worker_id,
         lease_seconds=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
+        on_finished=record_job_finished,
         webhooks=build_webhooks(services, worker_id),
     )
 

@@ -62,6 +62,51 @@ class Catalog:
         return self._by_id.get(model_id)
 
 
+_KIND_SHAPE: dict[str, dict[str, object]] = {
+    "IMAGE": {"cost_unit": "image", "max_count": 4, "aspect_ratios": ASPECT_RATIOS_IMAGE},
+    "VIDEO": {
+        "cost_unit": "video_second",
+        "durations_seconds": (4, 6, 8),
+        "aspect_ratios": ASPECT_RATIOS_VIDEO,
+    },
+    "TEXT": {"cost_unit": "1k_tokens"},
+    "UPSCALE": {"cost_unit": "image", "max_count": 1},
+}
+_DISPLAY = {"IMAGE": "Image", "VIDEO": "Video", "TEXT": "Text", "UPSCALE": "Upscale"}
+
+
+def model_spec(kind: str, model_id: str, unit_cost_usd: float, *, default: bool = False) -> ModelSpec:
+    """A model of a kind, with the parameter ranges and cost unit of that kind."""
+    shape = _KIND_SHAPE[kind]
+    return ModelSpec(
+        model_id,
+        kind,
+        f"{_DISPLAY[kind]}: {model_id}",
+        unit_cost_usd,
+        str(shape["cost_unit"]),
+        max_count=shape.get("max_count"),  # type: ignore[arg-type]
+        durations_seconds=shape.get("durations_seconds", ()),  # type: ignore[arg-type]
+        aspect_ratios=shape.get("aspect_ratios", ()),  # type: ignore[arg-type]
+        default=default,
+    )
+
+
+def parse_extra_model(entry: str) -> tuple[str, str, float]:
+    """`KIND:model-id:price` (e.g. `IMAGE:imagen-4.0-generate-001:0.04`) as (kind, id, price)."""
+    parts = entry.strip().split(":")
+    if len(parts) != 3 or parts[0].upper() not in _KIND_SHAPE or not parts[1].strip():
+        raise ValueError(
+            f"expected KIND:model-id:price with KIND one of {', '.join(_KIND_SHAPE)}, got {entry!r}"
+        )
+    try:
+        price = float(parts[2])
+    except ValueError:
+        raise ValueError(f"the price of {parts[1]!r} is not a number: {parts[2]!r}") from None
+    if price < 0:
+        raise ValueError(f"the price of {parts[1]!r} is negative")
+    return parts[0].upper(), parts[1].strip(), price
+
+
 def cost_usd(spec: ModelSpec, units: Mapping[str, float]) -> float:
     """The price of a finished generation from the units the generator reported."""
     if spec.cost_unit == "image":

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +39,9 @@ from domain.webhooks import WebhookDispatcher, record_event
 
 log = logging.getLogger("genmedia.runner")
 
+# (kind, final status, model, cost in USD): metrics hear about every job that ends here.
+FinishedHook = Callable[[str, str, str, float], None]
+
 
 class LeaseLost(Exception):
     """The job is no longer RUNNING under this runner (cancelled, swept, or taken over)."""
@@ -58,7 +61,9 @@ class JobRunner:
         lease_seconds: float = 30.0,
         max_attempts: int = 3,
         webhooks: WebhookDispatcher | None = None,
+        on_finished: FinishedHook | None = None,
     ) -> None:
+        self._on_finished = on_finished
         self._docs = docs
         self._blobs = blobs
         self._generator = generator
@@ -348,25 +353,41 @@ class JobRunner:
             # Cancelled or taken over while we uploaded: keep nothing.
             for _, asset in assets:
                 await self._blobs.delete(asset["blob_key"])
+            return
+        log.info(
+            "job succeeded",
+            extra={"job_id": job.id, "model": data["model"], "cost_usd": cost, "units": units},
+        )
+        self._finished(kind, JobStatus.SUCCEEDED.value, data["model"], cost)
 
     async def _fail(self, job: Document, error: StudioError) -> None:
         data = job.data
 
-        async def fail(tx: Transaction) -> None:
+        async def fail(tx: Transaction) -> bool:
             current = await tx.get(JOBS, job.id)
             if not self._ours(current):
-                return
+                return False
             assert current is not None
             attempts = int(current.data.get("attempts", 0))
             if error.retryable and error.code is not ErrorCode.INTERNAL and attempts < self._max_attempts:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
-                return
+                return False
             await self._book_failure(tx, data)
             changes = self._failure_changes(error)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
+            return True
 
-        await self._docs.run_transaction(fail)
+        if await self._docs.run_transaction(fail):
+            log.info("job failed", extra={"job_id": job.id, "model": data["model"], "code": error.code.value})
+            self._finished(data["kind"], JobStatus.FAILED.value, data["model"], 0.0)
+
+    def _finished(self, kind: str, status: str, model: str, cost: float) -> None:
+        if self._on_finished is not None:
+            try:
+                self._on_finished(kind, status, model, cost)
+            except Exception:  # observing must never break the job it observes
+                log.warning("the job observer failed", exc_info=True)
 
     async def _book_failure(self, tx: Transaction, data: Mapping[str, Any]) -> None:
         await book_usage(

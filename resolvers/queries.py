@@ -40,6 +40,7 @@ def models(info: Ctx) -> list[ModelInfo]:
             max_count=spec.max_count,
             durations_seconds=list(spec.durations_seconds) or None,
             aspect_ratios=list(spec.aspect_ratios),
+            is_default=spec.default,
         )
         for spec in info.context.services.catalog.models
     ]

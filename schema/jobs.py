@@ -268,3 +268,6 @@ class ModelInfo:
     max_count: int | None
     durations_seconds: list[int] | None
     aspect_ratios: list[str]
+    is_default: bool = strawberry.field(
+        description="The model a request of this kind gets when it names none."
+    )

@@ -24,7 +24,9 @@ def studio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def studio(studio_dir: Path) -> Iterator[StudioProcess]:
     """One `genmedia serve` for the API tests (fast local generator, 2 workers)."""
-    server = start_server(studio_dir, {"GENMEDIA_WORKERS": "2"})
+    server = start_server(
+        studio_dir, {"GENMEDIA_WORKERS": "2", "GENMEDIA_MODELS_EXTRA": "IMAGE:imagen-4.0-generate-001:0.04"}
+    )
     try:
         yield server
     finally:

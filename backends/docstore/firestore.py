@@ -513,12 +513,17 @@ class FirestoreDocStore:
         )
 
     async def _write(self, where: Key, send: Callable[[], Awaitable[T]]) -> T:
-        """One non-transactional write: retried while Firestore aborts it (lock contention)."""
+        """One non-transactional write: retried while Firestore aborts it (lock contention) or
+        cancels it on its side. A retried write that had in fact landed is harmless: the studio's
+        plain writes set values, and a create or a versioned update then fails its precondition."""
         sdk = _sdk()
         for attempt in range(self._max_attempts):
             try:
                 return await send()
             except sdk.exceptions.Aborted:
+                await _backoff(attempt)
+            except sdk.exceptions.Cancelled:  # seen from the emulator as a listener closes
+                _log.warning("a write to %s/%s was cancelled by Firestore; retrying", *where)
                 await _backoff(attempt)
             except sdk.precondition_errors as exc:
                 raise PreconditionFailed(f"{where[0]}/{where[1]}: {_reason(exc)}") from exc

@@ -175,3 +175,18 @@ async def test_job_is_not_found_for_another_user(user: StudioClient, stranger: S
     assert_error(error, "NOT_FOUND")
     error = await stranger.error("mutation($id: ID!) { cancelJob(id: $id) { id } }", {"id": job["id"]})
     assert_error(error, "NOT_FOUND")
+
+
+async def test_a_caller_may_pick_an_extra_model_and_pays_its_price(user: StudioClient) -> None:
+    models = (await user.data("{ models { id kind unitCostUsd } }"))["models"]
+    assert {"id": "imagen-4.0-generate-001", "kind": "IMAGE", "unitCostUsd": 0.04} in models
+    job = await submit(
+        user,
+        "generateImage",
+        "GenerateImageInput",
+        {"prompt": "a kite", "model": "imagen-4.0-generate-001", "count": 2},
+    )
+    final = (await follow(user, job["id"]))[-1]["job"]
+    assert final["status"] == "SUCCEEDED" and final["costUsd"] == pytest.approx(0.08)
+    data = await user.data("query($id: ID!) { job(id: $id) { model } }", {"id": job["id"]})
+    assert data["job"]["model"] == "imagen-4.0-generate-001"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,12 @@ class Engine:
     actor: Actor
 
     def runner(
-        self, generator: LocalGenerator | None = None, *, name: str = "w1", max_attempts: int = 3
+        self,
+        generator: LocalGenerator | None = None,
+        *,
+        name: str = "w1",
+        max_attempts: int = 3,
+        on_finished: Callable[[str, str, str, float], None] | None = None,
     ) -> JobRunner:
         return JobRunner(
             self.docs,
@@ -45,6 +50,7 @@ class Engine:
             worker_id=name,
             lease_seconds=5,
             max_attempts=max_attempts,
+            on_finished=on_finished,
         )
 
     async def submit(self, kind: JobKind = JobKind.IMAGE, **values: object) -> str:
@@ -195,3 +201,16 @@ async def test_a_live_lease_is_not_swept(engine: Engine) -> None:
     await asyncio.gather(run, return_exceptions=True)
     job = await engine.job(job_id)
     assert job["status"] == "QUEUED", "a worker shutting down hands its job straight back"
+
+
+async def test_every_job_that_ends_is_reported_once_with_its_cost(engine: Engine) -> None:
+    heard: list[tuple[str, str, str, float]] = []
+    runner = engine.runner(on_finished=lambda *event: heard.append(event))
+    succeeded = await engine.submit(count=2)
+    refused = await engine.submit(prompt="no [[blocked]]")
+    await runner.run(succeeded)
+    await runner.run(succeeded)
+    await runner.run(refused)
+    (good, bad) = heard
+    assert good[:2] == ("IMAGE", "SUCCEEDED") and good[3] == pytest.approx(2 * Settings().price_image_usd)
+    assert bad[:2] == ("IMAGE", "FAILED") and bad[3] == 0.0

@@ -50,3 +50,22 @@ def test_a_bad_value_stops_with_one_line_naming_it(
 def test_lists_are_comma_separated_and_emails_lower_cased(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENMEDIA_ADMIN_EMAILS", " Ada@Example.com, bob@example.com ")
     assert load_settings().admin_emails == ["ada@example.com", "bob@example.com"]
+
+
+def test_extra_models_are_offered_with_their_price(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wiring import build_catalog
+
+    monkeypatch.setenv("GENMEDIA_MODELS_EXTRA", "IMAGE:imagen-4.0-generate-001:0.04, text:gemini-3-pro:0.01")
+    catalog = build_catalog(load_settings())
+    imagen = catalog.resolve("IMAGE", "imagen-4.0-generate-001", "input.model")
+    assert imagen.unit_cost_usd == 0.04 and imagen.max_count == 4 and not imagen.default
+    assert catalog.resolve("TEXT", "gemini-3-pro", "input.model").cost_unit == "1k_tokens"
+    assert catalog.resolve("IMAGE", None, "input.model").id == load_settings().model_image
+
+
+@pytest.mark.parametrize("entry", ["IMAGE:x", "SOUND:x:1", "IMAGE:x:free", "VIDEO::1", "TEXT:x:-1"])
+def test_a_malformed_extra_model_stops_start_up(monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    monkeypatch.setenv("GENMEDIA_MODELS_EXTRA", entry)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "GENMEDIA_MODELS_EXTRA" in str(caught.value)
