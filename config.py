@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     queue: Literal["docstore", "cloudtasks"] = "docstore"
     identity: Literal["local", "firebase"] = "local"
     admin_emails: Annotated[list[str], NoDecode] = []  # made ACTIVE ADMIN on first sign-in
+    auto_approve_domains: Annotated[list[str], NoDecode] = []  # their addresses start ACTIVE USER
 
     # Google Cloud
     google_cloud_project: str | None = Field(
@@ -130,7 +131,7 @@ class Settings(BaseSettings):
             raise ValueError("expected redis://host:port[/db], rediss://... or redis+unix:///path")
         return url
 
-    @field_validator("admin_emails", "cors_origins", "models_extra", mode="before")
+    @field_validator("admin_emails", "auto_approve_domains", "cors_origins", "models_extra", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -160,6 +161,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_emails(cls, value: list[str]) -> list[str]:
         return [email.lower() for email in value]
+
+    @field_validator("auto_approve_domains")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        domains = [domain.strip().lower().removeprefix("@") for domain in value]
+        for domain in domains:
+            if "." not in domain or "@" in domain or " " in domain:
+                raise ValueError(f"not a domain: {domain!r}")
+        return domains
 
     @property
     def base_url(self) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from backends.metrics import record_job_finished
 from config import Settings, SettingsError
+from domain.admin import Admin, AuditLog
 from domain.authn import Authenticator
 from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.desk import JobDesk
@@ -272,7 +273,12 @@ def build_services(settings: Settings) -> Services:
     blobs = build_blobs(settings)
     catalog = build_catalog(settings)
     queue = build_queue(settings, docs)
-    directory = Directory(docs, admin_emails=frozenset(settings.admin_emails))
+    directory = Directory(
+        docs,
+        admin_emails=frozenset(settings.admin_emails),
+        auto_approve_domains=frozenset(settings.auto_approve_domains),
+    )
+    audit = AuditLog(docs, max_page_size=settings.max_page_size)
     return Services(
         settings=settings,
         docs=docs,
@@ -293,11 +299,15 @@ def build_services(settings: Settings) -> Services:
         library=Library(docs, max_page_size=settings.max_page_size),
         ledger=UsageLedger(docs),
         jobs_hub=DocumentHub(docs, JOBS),
+        audit=audit,
+        admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
     )
 
 
 def build_authenticator(services: Services) -> Authenticator:
-    return Authenticator(services.identity, services.directory)
+    authenticator = Authenticator(services.identity, services.directory, audit=services.audit)
+    services.admin.on_user_changed(authenticator.forget)
+    return authenticator
 
 
 def build_runner(services: Services) -> JobRunner:

@@ -39,6 +39,7 @@ from backends.generators.local import LocalGenerator
 from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
+from domain.admin import Admin, AuditLog, RequestInfo
 from domain.desk import JobDesk
 from domain.jobs import JobKind
 from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
@@ -152,6 +153,15 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
         for groups in ((), GROUPS):
             await ledger.report(actor, start, end, list(groups), user_id)
     await ledger.totals(user.id, start, end)
+
+    audit = AuditLog(docs)
+    admin_desk = Admin(docs, directory, audit)
+    await admin_desk.set_role(admin, user.id, Role.USER, RequestInfo("indexes"))
+    for status_filter in (None, UserStatus.ACTIVE):
+        await admin_desk.list_users(admin, status=status_filter, first=1, after=None)
+        await admin_desk.list_users(admin, status=status_filter, first=1, after=user.id)
+    for action, actor_id in itertools.product((None, "user.role.set"), (None, admin.id)):
+        await _pages(partial(audit.list, admin, action=action, actor_id=actor_id), backward=False)
 
     await runner.sweep()
 

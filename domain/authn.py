@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from datetime import datetime
 
 from domain.access import Actor
+from domain.admin import AuditLog, RequestInfo, session_revoked
 from domain.clock import utcnow
 from domain.errors import ErrorCode, StudioError
 from domain.ports import IdentityProvider
 from domain.users import Directory
+
+logger = logging.getLogger(__name__)
 
 
 class Authenticator:
@@ -27,37 +31,57 @@ class Authenticator:
         *,
         cache_seconds: float = 5.0,
         cache_size: int = 10_000,
+        audit: AuditLog | None = None,
     ) -> None:
+        self._audit = audit
         self._identity = identity
         self._directory = directory
         self._ttl = cache_seconds
         self._size = cache_size
         self._cache: OrderedDict[str, tuple[float, Actor, datetime]] = OrderedDict()
 
-    async def from_authorization(self, header: str | None) -> Actor | None:
+    async def from_authorization(
+        self, header: str | None, request: RequestInfo | None = None
+    ) -> Actor | None:
         """None for no credentials; UNAUTHENTICATED for bad ones."""
-        return (await self.session_from_authorization(header))[0]
+        return (await self.session_from_authorization(header, request))[0]
 
     async def from_token(self, token: str) -> Actor:
         return (await self.session(token))[0]
 
-    async def session_from_authorization(self, header: str | None) -> tuple[Actor | None, datetime | None]:
+    async def session_from_authorization(
+        self, header: str | None, request: RequestInfo | None = None
+    ) -> tuple[Actor | None, datetime | None]:
         """Like `from_authorization`, with the moment the credential expires (None without one)."""
         if not header:
             return None, None
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise StudioError(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <token>'.")
-        return await self.session(token.strip())
+            error = StudioError(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <token>'.")
+            await self._refused(None, error, request)
+            raise error
+        return await self.session(token.strip(), request)
 
-    async def session(self, token: str) -> tuple[Actor, datetime]:
-        """The token's Actor and its expiry; long-lived sessions (WebSocket) end then."""
+    async def session(self, token: str, request: RequestInfo | None = None) -> tuple[Actor, datetime]:
+        """The token's Actor and its expiry; long-lived sessions (WebSocket) end then.
+
+        A token signed in before the user's `sessions_valid_after` (revokeSessions, blocking) is
+        refused; other processes see such a change once their cache entry expires."""
         now = time.monotonic()
         cached = self._cache.get(token)
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
-        identity = await self._identity.verify(token)
-        user = await self._directory.sign_in(identity.email)
+        user_id: str | None = None
+        try:
+            identity = await self._identity.verify(token)
+            user = await self._directory.sign_in(identity.email)
+            user_id = user.id
+            if session_revoked(user, identity.authenticated_at or identity.issued_at):
+                raise StudioError(ErrorCode.UNAUTHENTICATED, "session revoked: sign in again")
+        except StudioError as error:
+            if error.code is ErrorCode.UNAUTHENTICATED:
+                await self._refused(user_id, error, request)
+            raise
         actor = Actor(user=user, via="token")
         left = (identity.expires_at - utcnow()).total_seconds()
         if self._ttl > 0 and left > 0:
@@ -67,6 +91,25 @@ class Authenticator:
                 self._cache.popitem(last=False)
         return actor, identity.expires_at
 
-    def forget(self) -> None:
-        """Drop every cached actor (after role or status changes made in this process)."""
-        self._cache.clear()
+    def forget(self, user_id: str | None = None) -> None:
+        """Drop the cached actors of one user, or of everyone (after changes made in this process)."""
+        if user_id is None:
+            self._cache.clear()
+            return
+        for token in [token for token, entry in self._cache.items() if entry[1].id == user_id]:
+            del self._cache[token]
+
+    async def _refused(self, user_id: str | None, error: StudioError, request: RequestInfo | None) -> None:
+        if self._audit is None:
+            return
+        try:
+            await self._audit.record(
+                "signin.refused",
+                actor_id=user_id,
+                target=user_id,
+                outcome="denied",
+                request=request or RequestInfo(),
+                details={"reason": error.message},
+            )
+        except Exception:  # the refusal stands even when the audit write fails
+            logger.exception("could not audit a refused sign-in")

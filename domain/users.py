@@ -38,6 +38,7 @@ class User:
     created_at: str
     last_seen_at: str | None = None
     accepted_terms_version: str | None = None
+    sessions_valid_after: str | None = None  # tokens signed in before this moment are refused
 
     @property
     def is_admin(self) -> bool:
@@ -54,6 +55,7 @@ class User:
             created_at=data["created_at"],
             last_seen_at=data.get("last_seen_at"),
             accepted_terms_version=data.get("accepted_terms_version"),
+            sessions_valid_after=data.get("sessions_valid_after"),
         )
 
 
@@ -74,9 +76,16 @@ def user_id_for(email: str) -> str:
 class Directory:
     """Finds, creates and changes users."""
 
-    def __init__(self, docs: DocStore, *, admin_emails: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        docs: DocStore,
+        *,
+        admin_emails: frozenset[str] = frozenset(),
+        auto_approve_domains: frozenset[str] = frozenset(),
+    ) -> None:
         self._docs = docs
         self._admin_emails = admin_emails
+        self._auto_approve_domains = auto_approve_domains
 
     async def get(self, user_id: str) -> User | None:
         doc = await self._docs.get(USERS, user_id)
@@ -96,11 +105,12 @@ class Directory:
         if doc is not None:
             return User.from_doc(doc.id, doc.data)
         bootstrap = address in self._admin_emails
+        approved = bootstrap or address.rpartition("@")[2] in self._auto_approve_domains
         data = {
             "email": address,
             "display_name": display_name,
             "role": Role.ADMIN.value if bootstrap else Role.USER.value,
-            "status": UserStatus.ACTIVE.value if bootstrap else UserStatus.PENDING.value,
+            "status": UserStatus.ACTIVE.value if approved else UserStatus.PENDING.value,
             "created_at": now_iso(),
         }
         try:

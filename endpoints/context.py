@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from domain.admin import RequestInfo
 from domain.authn import Authenticator
 from domain.errors import StudioError
 from middleware.request_id import new_request_id, request_id_var
@@ -24,6 +25,12 @@ def new_context(services: Services, request: Any, response: Any) -> StudioContex
     )
 
 
+def request_info(context: StudioContext) -> RequestInfo:
+    """The request id and client address of a request, for the audit log."""
+    client = getattr(context.request, "client", None)
+    return RequestInfo(request_id=context.request_id, ip=getattr(client, "host", None))
+
+
 class HttpContexts:
     """Contexts for HTTP requests: the caller comes from the Authorization header."""
 
@@ -35,7 +42,7 @@ class HttpContexts:
         context = new_context(self._services, request, response)
         try:
             context.principal = await self._authenticator.from_authorization(
-                request.headers.get("authorization")
+                request.headers.get("authorization"), request_info(context)
             )
         except StudioError as error:
             context.auth_error = error

@@ -43,7 +43,7 @@ from domain.clock import utcnow
 from domain.errors import ErrorCode, StudioError
 from domain.limits import RateLimits, SubscriptionSlots
 from endpoints.admission import admit, operation_class
-from endpoints.context import new_context
+from endpoints.context import new_context, request_info
 from endpoints.graphql_http import QueryLimits
 from endpoints.query_cost import query_cost_rule
 from resolvers.services import Services
@@ -248,7 +248,9 @@ class GraphQLWebSocket(GraphQL):
                 {"code": "UNAUTHENTICATED", "message": "Send authorization in connection_init."}
             )
         try:
-            context.principal, expires_at = await self.authenticator.session_from_authorization(header)
+            context.principal, expires_at = await self.authenticator.session_from_authorization(
+                header, request_info(context)
+            )
         except StudioError as error:
             raise ConnectionRejectionError({"code": error.code.value, "message": error.message}) from None
         context.extras["expires_at"] = expires_at  # the socket closes (4403) then

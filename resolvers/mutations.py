@@ -5,12 +5,15 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from domain.admin import RequestInfo
 from domain.jobs import JobKind
 from resolvers.inputs import image_input, text_input, upscale_input, video_input, webhook_input
 from schema.assets import Asset
 from schema.context import StudioContext
 from schema.jobs import GenerateImageInput, GenerateTextInput, GenerateVideoInput, Job, UpscaleImageInput
 from schema.nodes import decode_id
+from schema.scalars import Role, UserStatus
+from schema.users import User
 
 Ctx = Info[StudioContext, None]
 
@@ -75,3 +78,29 @@ async def update_asset(
         info.context.actor, decode_id(id, "Asset"), title=title, tags=tags, favorite=favorite
     )
     return Asset.from_doc(doc)
+
+
+def _request(info: Ctx) -> RequestInfo:
+    client = getattr(info.context.request, "client", None)
+    return RequestInfo(request_id=info.context.request_id, ip=getattr(client, "host", None))
+
+
+async def set_user_status(info: Ctx, user_id: strawberry.ID, status: UserStatus) -> User:
+    updated = await info.context.services.admin.set_status(
+        info.context.actor, decode_id(user_id, "User", "userId"), status, _request(info)
+    )
+    return User.of(updated)
+
+
+async def set_user_role(info: Ctx, user_id: strawberry.ID, role: Role) -> User:
+    updated = await info.context.services.admin.set_role(
+        info.context.actor, decode_id(user_id, "User", "userId"), role, _request(info)
+    )
+    return User.of(updated)
+
+
+async def revoke_sessions(info: Ctx, user_id: strawberry.ID) -> User:
+    updated = await info.context.services.admin.revoke_sessions(
+        info.context.actor, decode_id(user_id, "User", "userId"), _request(info)
+    )
+    return User.of(updated)

@@ -6,6 +6,7 @@ from domain.pages import Page
 from schema.assets import Asset, AssetConnection, AssetEdge
 from schema.jobs import Job, JobConnection, JobEdge
 from schema.nodes import PageInfo
+from schema.users import AuditEvent, AuditEventConnection, AuditEventEdge
 
 
 def page_info(page: Page) -> PageInfo:
@@ -29,3 +30,11 @@ def job_connection(page: Page) -> JobConnection:
         JobEdge(node=Job.from_doc(doc), cursor=c) for doc, c in zip(page.items, page.cursors, strict=True)
     ]
     return JobConnection(edges=edges, page_info=page_info(page), _total=page.total)
+
+
+def audit_connection(page: Page) -> AuditEventConnection:
+    edges = [
+        AuditEventEdge(node=AuditEvent.from_doc(doc), cursor=c)
+        for doc, c in zip(page.items, page.cursors, strict=True)
+    ]
+    return AuditEventConnection(edges=edges, page_info=page_info(page), _total=page.total)

@@ -11,14 +11,14 @@ from domain.errors import ErrorCode, StudioError
 from domain.library import AssetFilter as DomainAssetFilter
 from domain.library import AssetSort as DomainAssetSort
 from domain.pages import PageRequest
-from resolvers.pages import asset_connection, job_connection
+from resolvers.pages import asset_connection, audit_connection, job_connection
 from schema.assets import Asset, AssetConnection, AssetFilter, AssetSort, SortDirection
 from schema.context import StudioContext
 from schema.jobs import Job, JobConnection, JobFilter, ModelInfo
 from schema.nodes import Node, decode_id, split_id
-from schema.scalars import JobKind
+from schema.scalars import JobKind, UserStatus
 from schema.usage import UsageQuery, UsageReport
-from schema.users import User
+from schema.users import AuditEventConnection, User
 
 Ctx = Info[StudioContext, None]
 
@@ -122,3 +122,27 @@ async def usage(info: Ctx, query: UsageQuery) -> UsageReport:
         info.context.actor, query.from_, query.to, groups, user_id
     )
     return UsageReport.of(report)
+
+
+async def users(
+    info: Ctx, status: UserStatus | None = None, first: int | None = 50, after: str | None = None
+) -> list[User]:
+    after_id = decode_id(after, "User", "after") if after is not None else None
+    found = await info.context.services.admin.list_users(
+        info.context.actor, status=status, first=first, after=after_id
+    )
+    return [User.of(user) for user in found]
+
+
+async def audit_log(
+    info: Ctx,
+    action: str | None = None,
+    actor_id: strawberry.ID | None = None,
+    first: int | None = 50,
+    after: str | None = None,
+) -> AuditEventConnection:
+    raw_actor = decode_id(actor_id, "User", "actorId") if actor_id is not None else None
+    page = await info.context.services.audit.list(
+        info.context.actor, PageRequest(first=first, after=after), action=action, actor_id=raw_actor
+    )
+    return audit_connection(page)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.admin import Admin, AuditLog
 from domain.catalog import Catalog
 from domain.desk import JobDesk
 from domain.library import Library
@@ -30,3 +31,5 @@ class Services:
     library: Library
     ledger: UsageLedger
     jobs_hub: DocumentHub
+    audit: AuditLog
+    admin: Admin

@@ -20,7 +20,7 @@ from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
 from schema.scalars import JobStatus
 from schema.usage import UsageReport
-from schema.users import User
+from schema.users import AuditEventConnection, User
 
 
 @strawberry.type
@@ -35,6 +35,12 @@ class Query:
         resolver=queries.jobs, description="The caller's jobs, newest first."
     )
     usage: UsageReport = strawberry.field(resolver=queries.usage)
+    users: list[User] = strawberry.field(
+        resolver=queries.users, description="Administrators: people, by email; `after` is a user id."
+    )
+    audit_log: AuditEventConnection = strawberry.field(
+        resolver=queries.audit_log, description="Administrators: audited actions, newest first."
+    )
 
 
 @strawberry.type
@@ -45,6 +51,13 @@ class Mutation:
     upscale_image: Job = strawberry.mutation(resolver=mutations.upscale_image)
     cancel_job: Job = strawberry.mutation(resolver=mutations.cancel_job)
     update_asset: Asset = strawberry.mutation(resolver=mutations.update_asset)
+    set_user_status: User = strawberry.mutation(
+        resolver=mutations.set_user_status, description="Administrators: approve or block someone."
+    )
+    set_user_role: User = strawberry.mutation(resolver=mutations.set_user_role)
+    revoke_sessions: User = strawberry.mutation(
+        resolver=mutations.revoke_sessions, description="Refuse every token signed in before now."
+    )
 
 
 @strawberry.type

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -13,8 +13,8 @@ from domain.errors import forbidden
 from domain.ports import Document
 from domain.users import User as DomainUser
 from schema.context import StudioContext
-from schema.nodes import Node, encode_id
-from schema.scalars import Role, UserStatus, moment
+from schema.nodes import Node, PageInfo, encode_id
+from schema.scalars import JSON, Role, UserStatus, moment
 from schema.usage import UsageTotals
 
 
@@ -77,3 +77,67 @@ class User(Node):
             raise forbidden("Only the user and administrators may see this usage.")
         totals = await info.context.services.ledger.totals(self._user.id, from_, to)
         return UsageTotals.of(totals)
+
+
+@strawberry.type(description="One audited action: an admin change, a denied attempt, a refused sign-in.")
+class AuditEvent(Node):
+    _doc: strawberry.Private[Document]
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> AuditEvent:
+        return cls(id=encode_id("AuditEvent", doc.id), _doc=doc)
+
+    @strawberry.field(description="Who acted; null for anonymous callers and unknown tokens.")
+    async def actor(self, info: Info[StudioContext, None]) -> User | None:
+        actor_id = self._doc.data.get("actor_id")
+        if not actor_id:
+            return None
+        doc = await info.context.loaders.users.load(actor_id)
+        return User.from_doc(doc) if doc else None
+
+    @strawberry.field(description="user.status.set, user.role.set, user.sessions.revoke, signin.refused")
+    def action(self) -> str:
+        return str(self._doc.data["action"])
+
+    @strawberry.field(description="The affected user's id (raw), when there is one.")
+    def target(self) -> str | None:
+        return self._doc.data.get("target")
+
+    @strawberry.field(description="ok, denied or error")
+    def outcome(self) -> str:
+        return str(self._doc.data["outcome"])
+
+    @strawberry.field
+    def request_id(self) -> str | None:
+        return self._doc.data.get("request_id")
+
+    @strawberry.field
+    def ip(self) -> str | None:
+        return self._doc.data.get("ip")
+
+    @strawberry.field
+    def at(self) -> datetime:
+        value = moment(self._doc.data["at"])
+        assert value is not None
+        return value
+
+    @strawberry.field
+    def details(self) -> JSON | None:
+        return self._doc.data.get("details")
+
+
+@strawberry.type
+class AuditEventEdge:
+    node: AuditEvent
+    cursor: str
+
+
+@strawberry.type
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    page_info: PageInfo
+    _total: strawberry.Private[Any]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return int(await self._total())

@@ -82,6 +82,12 @@ EXPECTED: dict[str, dict[str, str]] = {
     "upscaleImage": row(viewer=FORBIDDEN, stranger=BAD_USER_INPUT, admin=OK, owner=OK),
     "cancelJob": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=CONFLICT, owner=CONFLICT),  # job finished
     "updateAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    # Administration (the mutations target a bystander, so no actor's own token is revoked)
+    "users": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    "auditLog": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    "setUserStatus": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    "setUserRole": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    "revokeSessions": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -96,9 +102,15 @@ class World:
     owner_id: str
     job_id: str
     asset_id: str
+    bystander_id: str
 
     def ids(self, kind: str) -> str:
-        return {"job": self.job_id, "asset": self.asset_id, "user": self.owner_id}[kind]
+        return {
+            "job": self.job_id,
+            "asset": self.asset_id,
+            "user": self.owner_id,
+            "bystander": self.bystander_id,
+        }[kind]
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,19 @@ OPERATIONS: dict[str, Operation] = {
     "updateAsset": Operation(
         "mutation($id: ID!) { updateAsset(id: $id, favorite: true) { id } }", _on("asset")
     ),
+    "users": Operation("{ users(first: 5) { id } }"),
+    "auditLog": Operation("{ auditLog(first: 5) { totalCount } }"),
+    "setUserStatus": Operation(
+        "mutation($userId: ID!) { setUserStatus(userId: $userId, status: ACTIVE) { id } }",
+        _on("bystander", "userId"),
+    ),
+    "setUserRole": Operation(
+        "mutation($userId: ID!) { setUserRole(userId: $userId, role: USER) { id } }",
+        _on("bystander", "userId"),
+    ),
+    "revokeSessions": Operation(
+        "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }", _on("bystander", "userId")
+    ),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
 }
@@ -179,7 +204,9 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         found = await owner.data(
             "query($id: ID!) { job(id: $id) { assets { id } } me { id } }", {"id": image["id"]}
         )
-        return World(clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"])
+        bystander = await new_client(studio, studio_dir, "bystander")
+        bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
+        return World(clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"], bystander_id)
 
     return run(build())
 

@@ -67,6 +67,16 @@ BY_ID = {
     "cancelJob": "mutation($id: ID!) { cancelJob(id: $id) { id } }",
     "updateAsset": UPDATE,
 }
+USERS = "query($status: UserStatus, $first: Int, $after: String) { users(status: $status, first: $first, after: $after) { id } }"
+AUDIT_LOG = """query($action: String, $actorId: ID, $first: Int, $after: String) {
+  auditLog(action: $action, actorId: $actorId, first: $first, after: $after) { totalCount }
+}"""
+SET_STATUS = (
+    "mutation($userId: ID!, $status: UserStatus!) { setUserStatus(userId: $userId, status: $status) { id } }"
+)
+SET_ROLE = "mutation($userId: ID!, $role: Role!) { setUserRole(userId: $userId, role: $role) { id } }"
+REVOKE = "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }"
+SOMEONE = gid("User", "someone")
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
 MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
 DAY_1, DAY_2 = "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"
@@ -215,6 +225,28 @@ CASES: dict[str, Case] = {
     "update-tag-too-long": at(update(tags=["ok", "t" * 41]), "tags"),
     "update-tags-not-strings": at(update(tags=["fine", 2]), "tags"),
     "update-favorite-not-a-boolean": at(update(favorite="yes"), "favorite"),
+    # administration: refused as bad input before the caller's (missing) admin rights are checked
+    "users-unknown-status": Case("users", USERS, {"status": "DONE"}, "status"),
+    "users-first-not-a-number": Case("users", USERS, {"first": "ten"}, "first"),
+    "users-after-not-a-string": Case("users", USERS, {"after": 7}, "after"),
+    "users-after-malformed": Case("users", USERS, {"after": NOT_BASE64}, "after"),
+    "auditLog-action-not-a-string": Case("auditLog", AUDIT_LOG, {"action": 7}, "action"),
+    "auditLog-actor-id-not-an-id": Case("auditLog", AUDIT_LOG, {"actorId": True}, "actorId"),
+    "auditLog-actor-id-malformed": Case("auditLog", AUDIT_LOG, {"actorId": NOT_BASE64}, "actorId"),
+    "auditLog-first-not-a-number": Case("auditLog", AUDIT_LOG, {"first": "ten"}, "first"),
+    "auditLog-after-not-a-string": Case("auditLog", AUDIT_LOG, {"after": 7}, "after"),
+    "setUserStatus-unknown-status": Case(
+        "setUserStatus", SET_STATUS, {"userId": SOMEONE, "status": "DONE"}, "status"
+    ),
+    "setUserStatus-user-id-malformed": Case(
+        "setUserStatus", SET_STATUS, {"userId": NOT_BASE64, "status": "ACTIVE"}, "userId"
+    ),
+    "setUserRole-unknown-role": Case("setUserRole", SET_ROLE, {"userId": SOMEONE, "role": "GOD"}, "role"),
+    "setUserRole-user-id-without-type": Case(
+        "setUserRole", SET_ROLE, {"userId": NO_TYPE, "role": "USER"}, "userId"
+    ),
+    "revokeSessions-user-id-malformed": Case("revokeSessions", REVOKE, {"userId": NOT_BASE64}, "userId"),
+    "revokeSessions-user-id-not-an-id": Case("revokeSessions", REVOKE, {"userId": 1.5}, "userId"),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")
