@@ -103,49 +103,10 @@ def seed_assets(data_dir: Path, work: Path, env: dict[str, str], wanted: int) ->
     server = studio_bench.studio_server(data_dir, work, 2, {**env, "GENMEDIA_LOCAL_SPEED": "0"})
     server.start()
     try:
-        token = cli_token(data_dir, env)
-        mutation = "mutation($input: GenerateTextInput!) { generateText(input: $input) { id } }"
-
-        async def submit_all() -> None:
-            headers = {"Authorization": f"Bearer {token}"}
-            limits = httpx.Limits(max_connections=8)
-            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
-                gate = asyncio.Semaphore(8)
-
-                async def one(i: int) -> None:
-                    variables = {"input": {"prompt": f"asset number {i} for the page", "maxOutputTokens": 40}}
-                    async with gate:
-                        response = await http.post(
-                            "/v1/graphql", json={"query": mutation, "variables": variables}, headers=headers
-                        )
-                    if response.status_code != 200 or response.json().get("errors"):
-                        raise RuntimeError(f"generateText failed: {response.text[:300]}")
-
-                await asyncio.gather(*(one(i) for i in range(wanted)))
-
-        started = time.monotonic()
-        asyncio.run(submit_all())
-        submitted = time.monotonic() - started
-        total = 0
-        with httpx.Client(base_url=server.url, timeout=60) as http:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                query = "{ assets(first:1) { totalCount } }"
-                total = studio_bench.gql_data(http, query, token)["assets"]["totalCount"]
-                if total >= wanted:
-                    break
-                time.sleep(0.2)
-        seconds = time.monotonic() - started
+        seeded = studio_bench.seed_text_assets(server, cli_token(data_dir, env), wanted, wait_seconds=120)
     finally:
         server.stop()
-    if total < wanted:
-        raise RuntimeError(f"only {total} assets on Firestore after 120 s")
-    return {
-        "assets": total,
-        "seconds": seconds,
-        "submit_seconds": submitted,
-        "jobs_per_second": total / seconds,
-    }
+    return {**seeded, "jobs_per_second": seeded["assets"] / seeded["seconds"]}
 
 
 def docstore_counters(server: studio_bench.Server) -> dict[str, float]:

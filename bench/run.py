@@ -188,42 +188,48 @@ def create_assets(data_dir: Path, work: Path, wanted: int) -> dict[str, Any]:
     server = studio_server(data_dir, work, 2, {"GENMEDIA_LOCAL_SPEED": "0"})
     server.start()
     try:
-        token = mint(data_dir)
-        mutation = "mutation($input: GenerateTextInput!) { generateText(input: $input) { id } }"
-
-        async def submit_all() -> None:
-            limits = httpx.Limits(max_connections=8)
-            headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
-                gate = asyncio.Semaphore(8)
-
-                async def one(i: int) -> None:
-                    variables = {"input": {"prompt": f"asset number {i} for the page", "maxOutputTokens": 40}}
-                    async with gate:
-                        response = await http.post(
-                            "/v1/graphql", json={"query": mutation, "variables": variables}, headers=headers
-                        )
-                    if response.status_code != 200 or response.json().get("errors"):
-                        raise RuntimeError(f"generateText failed: {response.text[:300]}")
-
-                await asyncio.gather(*(one(i) for i in range(wanted)))
-
-        started = time.monotonic()
-        asyncio.run(submit_all())
-        total = 0
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                total = gql_data(http, "{ assets(first:1) { totalCount } }", token)["assets"]["totalCount"]
-                if total >= wanted:
-                    break
-                time.sleep(0.1)
-        seconds = time.monotonic() - started
+        seeded = seed_text_assets(server, mint(data_dir), wanted, wait_seconds=90)
     finally:
         stop_seconds = server.stop()
+    return {**seeded, "stop_seconds": stop_seconds}
+
+
+def seed_text_assets(server: Server, token: str, wanted: int, *, wait_seconds: float) -> dict[str, Any]:
+    """Submit `wanted` text jobs (8 at a time), then wait until the caller's library holds them."""
+    mutation = "mutation($input: GenerateTextInput!) { generateText(input: $input) { id } }"
+
+    async def submit_all() -> None:
+        limits = httpx.Limits(max_connections=8)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
+            gate = asyncio.Semaphore(8)
+
+            async def one(i: int) -> None:
+                variables = {"input": {"prompt": f"asset number {i} for the page", "maxOutputTokens": 40}}
+                async with gate:
+                    response = await http.post(
+                        "/v1/graphql", json={"query": mutation, "variables": variables}, headers=headers
+                    )
+                if response.status_code != 200 or response.json().get("errors"):
+                    raise RuntimeError(f"generateText failed: {response.text[:300]}")
+
+            await asyncio.gather(*(one(i) for i in range(wanted)))
+
+    started = time.monotonic()
+    asyncio.run(submit_all())
+    submitted = time.monotonic() - started
+    total = 0
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            total = gql_data(http, "{ assets(first:1) { totalCount } }", token)["assets"]["totalCount"]
+            if total >= wanted:
+                break
+            time.sleep(0.1)
     if total < wanted:
-        raise RuntimeError(f"only {total} assets after 90 s")
-    return {"assets": total, "seconds": seconds, "stop_seconds": stop_seconds}
+        raise RuntimeError(f"only {total} assets after {wait_seconds:.0f} s")
+    seconds = time.monotonic() - started
+    return {"assets": total, "seconds": seconds, "submit_seconds": submitted}
 
 
 def page_bench(server: Server, token: str, requests: int) -> dict[str, Any]:
