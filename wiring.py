@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
 import socket
-import tempfile
 import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backends.create_once import create_once
 from backends.metrics import record_job_finished
 from config import Settings, SettingsError
 from domain.admin import Admin, AuditLog
@@ -70,28 +69,8 @@ def read_or_create_secret(path: Path, size: int = 32) -> bytes:
     except FileNotFoundError:
         pass
     value = secrets.token_bytes(size)
-    # Written whole to a temporary file, then linked into place: link() fails if the name exists,
-    # so racing processes (serve and workers started together) agree on one secret, and none can
-    # see the file before it is complete.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(value)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
+    if not create_once(path, value):  # serve and workers started together agree on one secret
         return _read_secret(path)
-    except OSError:  # a file system without hard links: an exclusive create, not atomic
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return _read_secret(path)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(value)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return value
 
 

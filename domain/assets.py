@@ -73,3 +73,16 @@ def blob_key(asset_id: str, mime_type: str) -> str:
 def visible_fields(data: dict[str, Any]) -> dict[str, Any]:
     """The document minus internal bookkeeping, as stored in exports."""
     return {key: value for key, value in data.items() if key not in {"search_terms", "readers"}}
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The media type the bytes are, by their signature: PNG, JPEG, WebP or MP4; None otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] != b"qt  ":
+        return "video/mp4"
+    return None

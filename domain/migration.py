@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from domain.assets import ASSETS, blob_key
+from domain.assets import ASSETS, blob_key, sniff_mime
 from domain.clock import to_iso
 from domain.errors import StudioError
 from domain.library import asset_terms
@@ -296,19 +296,6 @@ def parse_bucket_url(url: str, prefix: str | None = None) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------- media
-
-
-def sniff_mime(data: bytes) -> str | None:
-    """The media type the bytes are, by their signature: PNG, JPEG, WebP or MP4; None otherwise."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp" and data[8:12] != b"qt  ":
-        return "video/mp4"
-    return None
 
 
 @dataclass(frozen=True)

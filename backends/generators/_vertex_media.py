@@ -7,6 +7,8 @@ import io
 import struct
 from dataclasses import dataclass
 
+from domain.assets import sniff_mime
+
 # Boxes that only contain other boxes, on the way from the file to a track's header.
 _CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"})
 
@@ -31,12 +33,9 @@ def image_size(data: bytes) -> tuple[int | None, int | None]:
 
 def image_mime(data: bytes, declared: str | None) -> str:
     """The image's real type from its signature (the declared one when unknown)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
+    sniffed = sniff_mime(data)
+    if sniffed is not None and sniffed.startswith("image/"):
+        return sniffed
     return declared or "application/octet-stream"
 
 

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backends.create_once import create_once
 from backends.identity._jwt_errors import reason
 from domain.errors import ErrorCode, StudioError
 from domain.ports import VerifiedIdentity
@@ -99,41 +97,12 @@ class LocalIssuer:
             return self._read()
         except FileNotFoundError:
             pass
-        self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         private = _generate_private_key()
         pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        fd, tmp = tempfile.mkstemp(dir=self.key_path.parent, prefix=".key-", suffix=".tmp")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-                out.flush()
-                os.fsync(out.fileno())
-            # link() fails if the name exists, and the file appears complete: two processes starting
-            # together end up with one key, and the loser reads the winner's.
-            os.link(tmp, self.key_path)
-        except FileExistsError:
-            return self._read()
-        except OSError:
-            if not self._create_exclusive(pem):
-                return self._read()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return private
-
-    def _create_exclusive(self, pem: bytes) -> bool:
-        """Fallback for file systems without hard links: O_EXCL create; False if another process won."""
-        try:
-            fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        return True
+        # Two processes starting together end up with one key: the loser reads the winner's.
+        return private if create_once(self.key_path, pem) else self._read()
 
     def _read(self) -> rsa.RSAPrivateKey:
         # A winner using a file system without hard links cannot make its write atomic; a

@@ -20,7 +20,7 @@ from backends.legacy import probe_media
 from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
-from domain.assets import ASSETS, blob_key
+from domain.assets import ASSETS, blob_key, sniff_mime
 from domain.desk import JobDesk
 from domain.jobs import JobKind
 from domain.migration import (
@@ -42,7 +42,6 @@ from domain.migration import (
     parse_time,
     plan_asset,
     report_lines,
-    sniff_mime,
 )
 from domain.ports import Query
 from domain.runner import JobRunner
