@@ -11,6 +11,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.tools import merge_types
 
 from resolvers import mutations, queries, subscriptions
 from schema.assets import Asset, AssetConnection
@@ -24,7 +25,7 @@ from schema.users import AuditEventConnection, User
 
 
 @strawberry.type
-class Query:
+class CoreQuery:
     node: Node | None = strawberry.field(resolver=queries.node, description="Any object by its global id.")
     me: User = strawberry.field(resolver=queries.me, description="The caller.")
     models: list[ModelInfo] = strawberry.field(resolver=queries.models)
@@ -44,7 +45,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class CoreMutation:
     generate_image: Job = strawberry.mutation(resolver=mutations.generate_image)
     generate_video: Job = strawberry.mutation(resolver=mutations.generate_video)
     generate_text: Job = strawberry.mutation(resolver=mutations.generate_text)
@@ -61,7 +62,7 @@ class Mutation:
 
 
 @strawberry.type
-class Subscription:
+class CoreSubscription:
     @strawberry.subscription(description="Every change of one job; completes after a final status.")
     async def job_progress(self, info: queries.Ctx, id: strawberry.ID) -> AsyncGenerator[JobEvent, None]:
         async for event in subscriptions.job_progress(info, id):
@@ -73,6 +74,12 @@ class Subscription:
     ) -> AsyncGenerator[JobEvent, None]:
         async for event in subscriptions.my_jobs(info, statuses):
             yield event
+
+
+# Each area of the API keeps its root fields beside its types; the roots are their union.
+Query = merge_types("Query", (CoreQuery,))
+Mutation = merge_types("Mutation", (CoreMutation,))
+Subscription = merge_types("Subscription", (CoreSubscription,))
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 5000) -> strawberry.Schema:
