@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import ErrorCode, StudioError
@@ -15,7 +15,10 @@ class Actor:
     """An authenticated caller: the user, and how they proved it."""
 
     user: User
-    via: str = "token"
+    via: str = "token"  # "token" or "api_key"
+    teams: Mapping[str, str] = field(default_factory=dict)  # team id -> OWNER / EDITOR / VIEWER
+    scopes: frozenset[str] | None = None  # an API key's scopes; None: everything the role allows
+    api_key_id: str | None = None
 
     @property
     def id(self) -> str:
@@ -24,7 +27,11 @@ class Actor:
     @property
     def reader_tags(self) -> list[str]:
         """The `readers` entries that grant this caller visibility."""
-        return [f"user:{self.user.id}"]
+        return [f"user:{self.user.id}", *(f"team:{team_id}" for team_id in sorted(self.teams))]
+
+    def team_role(self, team_id: str) -> str | None:
+        """The caller's role in a team (OWNER, EDITOR, VIEWER), None when not a member."""
+        return self.teams.get(team_id)
 
 
 def require_actor(actor: Actor | None) -> Actor:
