@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean bench schema indexes
+.PHONY: serve test lint typecheck secrets unit install clean bench schema indexes
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-test: $(STAMP) lint typecheck
+secrets: $(STAMP)
+	$(BIN)/python scripts/check-secrets.py
+
+test: $(STAMP) lint typecheck secrets
 	bash scripts/run-tests.sh
 
 bench: $(STAMP)
