@@ -18,6 +18,7 @@ from domain.admin import Admin, AuditLog
 from domain.authn import Authenticator
 from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.desk import JobDesk
+from domain.forecast import QueueForecast
 from domain.jobs import JOBS
 from domain.library import Library
 from domain.limits import RateLimits, RatePolicy, parse_rate
@@ -280,6 +281,7 @@ def build_services(settings: Settings) -> Services:
         jobs_hub=DocumentHub(docs, JOBS),
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
+        forecast=QueueForecast(docs, parallelism=settings.workers),
     )
 
 

@@ -41,6 +41,7 @@ from config import Settings
 from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
 from domain.desk import JobDesk
+from domain.forecast import QueueForecast
 from domain.jobs import JobKind
 from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
 from domain.pages import Page, PageRequest
@@ -164,6 +165,10 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
         await _pages(partial(audit.list, admin, action=action, actor_id=actor_id), backward=False)
 
     await runner.sweep()
+
+    forecast = QueueForecast(docs, ttl_seconds=0)
+    await forecast.eta_seconds(settings.model_image, await forecast.position(queued.data["created_at"]))
+    await forecast.eta_seconds("a-model-never-run", 3)
 
     dispatcher = WebhookDispatcher(
         docs, _NoNetwork(), secret=secret_from_bytes(b"k" * 32), worker_id="indexes"

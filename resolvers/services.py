@@ -8,6 +8,7 @@ from typing import Any
 from domain.admin import Admin, AuditLog
 from domain.catalog import Catalog
 from domain.desk import JobDesk
+from domain.forecast import QueueForecast
 from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
 from domain.usage import UsageLedger
@@ -33,3 +34,4 @@ class Services:
     jobs_hub: DocumentHub
     audit: AuditLog
     admin: Admin
+    forecast: QueueForecast

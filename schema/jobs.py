@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from domain.clock import from_iso
 from domain.jobs import Job as DomainJob
+from domain.jobs import JobStatus as DomainJobStatus
 from domain.ports import Document
 from domain.webhooks import DEFAULT_EVENTS, DeliveryStatus, deliveries_for
 from schema.assets import Asset
@@ -97,10 +98,23 @@ class Job(Node):
     def message(self) -> str | None:
         return self._job.message
 
-    @strawberry.field
-    def eta_seconds(self) -> int | None:
-        eta = self._job.eta_seconds
-        return None if eta is None else int(eta)
+    @strawberry.field(
+        description="Seconds until the job should be finished: the generator's estimate while it runs; "
+        "for a queued job, the jobs ahead at the recent pace plus its model's typical time. "
+        "Null when nothing is known yet."
+    )
+    async def eta_seconds(self, info: Info[StudioContext, None]) -> int | None:
+        job = self._job
+        if job.status is DomainJobStatus.QUEUED:
+            forecast = info.context.services.forecast
+            return await forecast.eta_seconds(job.model, await forecast.position(job.created_at))
+        return None if job.eta_seconds is None else int(job.eta_seconds)
+
+    @strawberry.field(description="1 for the next job to run; null unless QUEUED.")
+    async def queue_position(self, info: Info[StudioContext, None]) -> int | None:
+        if self._job.status is not DomainJobStatus.QUEUED:
+            return None
+        return await info.context.services.forecast.position(self._job.created_at)
 
     @strawberry.field
     def model(self) -> str:
