@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -178,3 +179,31 @@ def hold_write_lock(processes: Processes, seconds: float) -> None:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+async def test_a_worker_killed_mid_image_is_replaced_and_the_images_are_made_once(
+    processes: Processes,
+) -> None:
+    slow = {"GENMEDIA_LOCAL_SPEED": "0.5", "GENMEDIA_JOB_LEASE_SECONDS": "2"}
+    async with studio_of(processes, users=1) as studio:
+        client = studio.clients[0]
+        first = processes.worker(slow)
+        data = await client.data(
+            'mutation { job: generateImage(input: {prompt: "a gannet", count: 4}) { id } }'
+        )
+        job_id = data["job"]["id"]
+        studio.jobs[0] = [job_id]
+        progress = "query($id: ID!) { job(id: $id) { status progress attempts } }"
+        await poll(
+            lambda: client.data(progress, {"id": job_id}),
+            lambda data: data["job"]["status"] == "RUNNING" and data["job"]["progress"] > 0.2,
+            timeout=20,
+        )
+        first.kill(signal.SIGKILL)
+        processes.worker(FAST)
+        await assert_all_final_once_and_told(studio, timeout=30)
+        final = await client.data(progress, {"id": job_id})
+        assert final["job"]["attempts"] == 2, final
+    blobs = [path for path in (processes.data_dir / "blobs").rglob("*") if path.is_file()]
+    originals = [path for path in blobs if path.suffix == ".png" and "thumb" not in path.name]
+    assert len(originals) == 4, sorted(str(path) for path in blobs)
