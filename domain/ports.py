@@ -385,3 +385,32 @@ class WebhookSender(Protocol):
         so a second lookup cannot lead elsewhere — with the host still naming TLS and `Host`; never
         follows a redirect. The response status; WebhookSendError when no response came in `timeout`."""
         ...
+
+
+# ---------------------------------------------------------------- identical-request cache
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    """What an earlier, identical request produced: its job and the assets it made."""
+
+    job_id: str
+    asset_ids: tuple[str, ...]
+    cost_usd: float
+
+
+@runtime_checkable
+class ResultCache(Protocol):
+    """Remembers finished generations by request key for a while; shared by every process using it.
+
+    A cache that cannot answer (its storage is down) behaves as empty: a miss costs a generation,
+    never an error.
+    """
+
+    async def get(self, key: str) -> CachedResult | None:
+        """The result stored under `key`, if it has not expired."""
+        ...
+
+    async def put(self, key: str, result: CachedResult, ttl_seconds: int) -> None:
+        """Keep `result` under `key` for `ttl_seconds` (a later put replaces it)."""
+        ...

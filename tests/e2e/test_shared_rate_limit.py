@@ -7,57 +7,31 @@ keys, so runs sharing one Redis never collide.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import shutil
-import socket
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, assert_error
+from tests.conftest import assert_error
 from tests.e2e.conftest import Processes
 from tests.support.client import StudioClient
+from tests.support.redis import REDIS_URL, own_prefix, reachable
 from tests.support.server import StudioProcess, free_port, mint_token
 
 pytestmark = pytest.mark.timeout(20)
 
-REDIS_URL = os.environ.get("GENMEDIA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 GENERATE = 'mutation { generateText(input: {prompt: "shared budget"}) { id } }'
-
-
-def reachable(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
-
-
-def redis_address(url: str) -> tuple[str, int]:
-    netloc = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = netloc.partition(":")
-    return host or "127.0.0.1", int(port or 6379)
 
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own in the shared Redis; its keys are deleted afterwards."""
-    if not reachable(*redis_address(REDIS_URL)):
-        if IN_CI:
-            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
-    import coredis
-
-    prefix = f"genmedia-test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = coredis.Redis.from_url(REDIS_URL)
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(keys)
+    async with own_prefix() as prefix:
+        yield prefix
 
 
 async def generate(server: StudioProcess, token: str) -> httpx.Response:

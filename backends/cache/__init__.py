@@ -1,0 +1,1 @@
+"""Where the identical-request cache keeps its entries: Redis, or the docstore."""
