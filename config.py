@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     rate_generate: str = "120/minute"
     rate_read: str = "600/minute"
     rate_subscribe: str = "60/minute"
+    request_cache: bool = True  # identical deterministic requests answered from earlier results
+    request_cache_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     redis_url: str | None = None  # rate limits (and caches) shared by every process; memory when unset
     rate_limit_prefix: str = Field("genmedia", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:._-]+$")
     ws_max_subscriptions_per_socket: int = Field(20, ge=1)

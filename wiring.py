@@ -29,6 +29,7 @@ from domain.ports import (
     IdentityProvider,
     JobQueue,
     RateLimiter,
+    ResultCache,
     WebhookSender,
 )
 from domain.requests import InputLimits
@@ -259,6 +260,7 @@ def build_services(settings: Settings) -> Services:
         auto_approve_domains=frozenset(settings.auto_approve_domains),
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
+    result_cache = build_result_cache(settings, docs)
     return Services(
         settings=settings,
         docs=docs,
@@ -275,6 +277,7 @@ def build_services(settings: Settings) -> Services:
             limits=InputLimits(max_prompt_chars=settings.max_prompt_chars),
             max_page_size=settings.max_page_size,
             webhooks=build_webhook_urls(settings),
+            cache=result_cache,
         ),
         library=Library(docs, max_page_size=settings.max_page_size),
         ledger=UsageLedger(docs),
@@ -282,6 +285,7 @@ def build_services(settings: Settings) -> Services:
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
         forecast=QueueForecast(docs, parallelism=settings.workers),
+        result_cache=result_cache,
     )
 
 
@@ -304,7 +308,22 @@ def build_runner(services: Services) -> JobRunner:
         max_attempts=settings.job_max_attempts,
         on_finished=record_job_finished,
         webhooks=build_webhooks(services, worker_id),
+        cache=services.result_cache,
+        cache_ttl_seconds=settings.request_cache_ttl_seconds,
     )
+
+
+def build_result_cache(settings: Settings, docs: DocStore) -> ResultCache | None:
+    """The identical-request cache: Redis when GENMEDIA_REDIS_URL is set, else the docstore; or none."""
+    if not settings.request_cache:
+        return None
+    if settings.redis_url:
+        from backends.cache.redis import RedisResultCache
+
+        return RedisResultCache(settings.redis_url, prefix=settings.rate_limit_prefix)
+    from backends.cache.docstore import DocstoreResultCache
+
+    return DocstoreResultCache(docs)
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:

@@ -13,7 +13,17 @@ from domain.clock import new_id, now_iso
 from domain.errors import bad_input, conflict, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
-from domain.ports import DocStore, Document, Filter, JobQueue, Order, Transaction
+from domain.ports import (
+    CachedResult,
+    DocStore,
+    Document,
+    Filter,
+    JobQueue,
+    Order,
+    ResultCache,
+    Transaction,
+)
+from domain.request_cache import request_key
 from domain.requests import InputLimits, check_request
 from domain.webhooks import WebhookUrls, record_event
 
@@ -38,6 +48,7 @@ class JobDesk:
         limits: InputLimits = InputLimits(),
         max_page_size: int = 100,
         webhooks: WebhookUrls | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self._docs = docs
         self._queue = queue
@@ -45,6 +56,7 @@ class JobDesk:
         self._limits = limits
         self._max_page_size = max_page_size
         self._webhooks = webhooks
+        self._cache = cache
 
     async def submit(
         self,
@@ -54,12 +66,15 @@ class JobDesk:
         *,
         idempotency_key: str | None = None,
         webhook: Mapping[str, Any] | None = None,
+        use_cache: bool = True,
     ) -> Document:
         """Validate, check the referenced assets, then create the job and hand it to the queue.
 
         With an idempotency key, a repeat of the same request within a day returns the first job.
         A `webhook` ({url, events}) is checked (its host resolved, private addresses refused) and
-        kept on the job; it is called when the job reaches one of its events.
+        kept on the job; it is called when the job reaches one of its events. A deterministic
+        request made before (domain.request_cache) is answered at once by a job already SUCCEEDED,
+        `cached`, at no cost, unless `use_cache` is False.
         """
         who = require_generate(actor)
         key = (
@@ -95,28 +110,52 @@ class JobDesk:
             "finished_at": None,
             "webhook": hook,
         }
-        job_id = new_id()
-        if key is None:
-            doc = await self._docs.create(JOBS, job_id, data)
-        else:
-            print_ = idempotency.fingerprint([kind.value, checked.model.id, checked.input])
-
-            async def create_once(tx: Transaction) -> str | None:
-                earlier = await idempotency.remembered_job(tx, who.id, key, print_)
-                if earlier is None:
-                    idempotency.remember(tx, who.id, key, print_, job_id)
-                    tx.create(JOBS, job_id, data)
-                return earlier
-
-            earlier = await self._docs.run_transaction(create_once)
-            found = await self._docs.get(JOBS, earlier or job_id)
-            if found is None:
-                raise not_found("job", earlier or job_id)
-            if earlier is not None:
-                return found
-            doc = found
-        await self._queue.enqueue(doc.id)
+        cache_key = request_key(kind, checked.model.id, checked.input) if use_cache and self._cache else None
+        if cache_key is not None:
+            data["cache_key"] = cache_key
+            hit = await self._cached(who, cache_key)
+            if hit is not None:
+                data.update(
+                    status=JobStatus.SUCCEEDED.value,
+                    progress=1.0,
+                    stage="done",
+                    eta_seconds=0,
+                    cached=True,
+                    asset_ids=list(hit.asset_ids),
+                    cached_from=hit.job_id,
+                    started_at=now,
+                    finished_at=now,
+                )
+        print_ = idempotency.fingerprint([kind.value, checked.model.id, checked.input])
+        doc, made = await self._create(who, data, key, print_)
+        if made and not data["cached"]:
+            await self._queue.enqueue(doc.id)
         return doc
+
+    async def _create(
+        self, who: Actor, data: dict[str, Any], key: str | None, print_: str
+    ) -> tuple[Document, bool]:
+        """Store the new job, or find the one an earlier request with the same idempotency key
+        made; and whether the job is new. A job created final (cached) queues its webhook."""
+        job_id = new_id()
+        if key is None and not data["cached"]:
+            return await self._docs.create(JOBS, job_id, data), True
+
+        async def create_once(tx: Transaction) -> str | None:
+            if key is not None:
+                earlier = await idempotency.remembered_job(tx, who.id, key, print_)
+                if earlier is not None:
+                    return earlier
+                idempotency.remember(tx, who.id, key, print_, job_id)
+            tx.create(JOBS, job_id, data)
+            record_event(tx, job_id, data)
+            return None
+
+        earlier = await self._docs.run_transaction(create_once)
+        found = await self._docs.get(JOBS, earlier or job_id)
+        if found is None:
+            raise not_found("job", earlier or job_id)
+        return found, earlier is None
 
     async def _check_inputs(self, who: Actor, refs: Mapping[str, Sequence[str]]) -> None:
         wanted = [(role, asset_id) for role, ids in refs.items() for asset_id in ids]
@@ -129,6 +168,18 @@ class JobDesk:
                 raise bad_input(field, f"asset {asset_id} not found")
             if doc.data.get("mime_type") not in IMAGE_TYPES:
                 raise bad_input(field, f"asset {asset_id} is not an image")
+
+    async def _cached(self, who: Actor, cache_key: str) -> CachedResult | None:
+        """An earlier identical result the caller may see in full, or None."""
+        assert self._cache is not None
+        hit = await self._cache.get(cache_key)
+        if hit is None or not hit.asset_ids:
+            return None
+        docs = await self._docs.get_many(ASSETS, list(hit.asset_ids))
+        for doc in docs:
+            if doc is None or doc.data.get("deleted_at") or not can_read(who, doc.data):
+                return None
+        return hit
 
     async def _check_webhook(self, webhook: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if webhook is None:

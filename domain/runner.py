@@ -23,6 +23,7 @@ from domain.jobs import JOBS, JobStatus
 from domain.library import asset_terms
 from domain.ports import (
     BlobStore,
+    CachedResult,
     DocStore,
     Document,
     Filter,
@@ -32,8 +33,10 @@ from domain.ports import (
     InputMedia,
     Progress,
     Query,
+    ResultCache,
     Transaction,
 )
+from domain.request_cache import DEFAULT_TTL_SECONDS
 from domain.usage import book_usage, job_counts
 from domain.webhooks import WebhookDispatcher, record_event
 
@@ -62,8 +65,12 @@ class JobRunner:
         max_attempts: int = 3,
         webhooks: WebhookDispatcher | None = None,
         on_finished: FinishedHook | None = None,
+        cache: ResultCache | None = None,
+        cache_ttl_seconds: int = DEFAULT_TTL_SECONDS,
     ) -> None:
         self._on_finished = on_finished
+        self._cache = cache
+        self._cache_ttl = cache_ttl_seconds
         self._docs = docs
         self._blobs = blobs
         self._generator = generator
@@ -359,6 +366,9 @@ class JobRunner:
             extra={"job_id": job.id, "model": data["model"], "cost_usd": cost, "units": units},
         )
         self._finished(kind, JobStatus.SUCCEEDED.value, data["model"], cost)
+        if self._cache is not None and data.get("cache_key"):
+            made = CachedResult(job.id, tuple(asset_id for asset_id, _ in assets), cost)
+            await self._cache.put(data["cache_key"], made, self._cache_ttl)
 
     async def _fail(self, job: Document, error: StudioError) -> None:
         data = job.data

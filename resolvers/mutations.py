@@ -25,6 +25,7 @@ async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
         image_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        use_cache=input.cache is not False,
     )
     return Job.from_doc(doc)
 
@@ -36,6 +37,7 @@ async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
         video_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        use_cache=input.cache is not False,
     )
     return Job.from_doc(doc)
 
@@ -47,6 +49,7 @@ async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
         text_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        use_cache=input.cache is not False,
     )
     return Job.from_doc(doc)
 
@@ -58,6 +61,7 @@ async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
         upscale_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        use_cache=input.cache is not False,
     )
     return Job.from_doc(doc)
 

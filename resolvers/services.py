@@ -10,7 +10,7 @@ from domain.catalog import Catalog
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.library import Library
-from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue, ResultCache
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -35,3 +35,4 @@ class Services:
     audit: AuditLog
     admin: Admin
     forecast: QueueForecast
+    result_cache: ResultCache | None

@@ -226,6 +226,11 @@ class GenerateImageInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )
+    cache: bool | None = strawberry.field(
+        default=True,
+        description="Answer from an identical earlier request (same model, input and seed) when there is "
+        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
+    )
 
 
 @strawberry.input
@@ -246,6 +251,11 @@ class GenerateVideoInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )
+    cache: bool | None = strawberry.field(
+        default=True,
+        description="Answer from an identical earlier request (same model, input and seed) when there is "
+        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
+    )
 
 
 @strawberry.input
@@ -259,6 +269,11 @@ class GenerateTextInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
     )
+    cache: bool | None = strawberry.field(
+        default=True,
+        description="Answer from an identical earlier request (same model, input and seed) when there is "
+        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
+    )
 
 
 @strawberry.input
@@ -269,6 +284,11 @@ class UpscaleImageInput:
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
+    )
+    cache: bool | None = strawberry.field(
+        default=True,
+        description="Answer from an identical earlier request (same model, input and seed) when there is "
+        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
     )
 
 
