@@ -42,7 +42,7 @@ from domain.authn import Authenticator
 from domain.clock import utcnow
 from domain.errors import ErrorCode, StudioError
 from domain.limits import RateLimits, SubscriptionSlots
-from endpoints.admission import admit, operation_class
+from endpoints.admission import admit, operation_class, scope_refusal
 from endpoints.context import new_context, request_info
 from endpoints.graphql_http import QueryLimits
 from endpoints.query_cost import query_cost_rule
@@ -135,6 +135,9 @@ class StudioTransportWSHandler(BaseGraphQLTransportWSHandler[StudioContext, None
         limited = await admit(endpoint.rate_limits, kind, slots, actor, client.host if client else None)
         if limited is not None:
             raise limited
+        denied = scope_refusal(actor, document, name)
+        if denied is not None:
+            raise denied
         if operation.operation is not OperationType.SUBSCRIPTION or actor is None:
             return None
         endpoint.subscription_slots.acquire(actor.id)
@@ -241,15 +244,17 @@ class GraphQLWebSocket(GraphQL):
     async def on_ws_connect(self, context: StudioContext) -> dict[str, Any] | None:  # type: ignore[override]
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("authorization") or params.get("Authorization")
-        if not header and context.request is not None:
+        api_key = params.get("apiKey")
+        if not header and not api_key and context.request is not None:
             header = context.request.headers.get("authorization")
-        if not isinstance(header, str) or not header:
+            api_key = context.request.headers.get("x-api-key")
+        if not header and not api_key:
             raise ConnectionRejectionError(
-                {"code": "UNAUTHENTICATED", "message": "Send authorization in connection_init."}
+                {"code": "UNAUTHENTICATED", "message": "Send authorization or apiKey in connection_init."}
             )
         try:
-            context.principal, expires_at = await self.authenticator.session_from_authorization(
-                header, request_info(context)
+            context.principal, expires_at = await self.authenticator.session_from_headers(
+                str(header) if header else None, str(api_key) if api_key else None, request_info(context)
             )
         except StudioError as error:
             raise ConnectionRejectionError({"code": error.code.value, "message": error.message}) from None

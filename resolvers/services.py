@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.admin import Admin, AuditLog
+from domain.apikeys import ApiKeys
 from domain.catalog import Catalog
 from domain.desk import JobDesk
 from domain.library import Library
@@ -33,3 +34,4 @@ class Services:
     jobs_hub: DocumentHub
     audit: AuditLog
     admin: Admin
+    api_keys: ApiKeys
