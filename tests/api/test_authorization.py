@@ -88,6 +88,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "setUserStatus": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "setUserRole": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "revokeSessions": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    # API keys (revokeApiKey targets the owner's key; revoking twice is fine)
+    "apiKeys": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "createApiKey": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "revokeApiKey": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -103,6 +107,7 @@ class World:
     job_id: str
     asset_id: str
     bystander_id: str
+    api_key_id: str = ""
 
     def ids(self, kind: str) -> str:
         return {
@@ -110,6 +115,7 @@ class World:
             "asset": self.asset_id,
             "user": self.owner_id,
             "bystander": self.bystander_id,
+            "api_key": self.api_key_id,
         }[kind]
 
 
@@ -168,6 +174,11 @@ OPERATIONS: dict[str, Operation] = {
     "revokeSessions": Operation(
         "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }", _on("bystander", "userId")
     ),
+    "apiKeys": Operation("{ apiKeys { id } }"),
+    "createApiKey": Operation(
+        'mutation { createApiKey(name: "authorized?", scopes: ["read"]) { apiKey { id } } }'
+    ),
+    "revokeApiKey": Operation("mutation($id: ID!) { revokeApiKey(id: $id) { id } }", _on("api_key")),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
 }
@@ -206,7 +217,15 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         )
         bystander = await new_client(studio, studio_dir, "bystander")
         bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
-        return World(clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"], bystander_id)
+        key = await owner.data('mutation { createApiKey(name: "matrix") { apiKey { id } } }')
+        return World(
+            clients,
+            found["me"]["id"],
+            job["id"],
+            found["job"]["assets"][0]["id"],
+            bystander_id,
+            key["createApiKey"]["apiKey"]["id"],
+        )
 
     return run(build())
 
