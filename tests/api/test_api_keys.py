@@ -367,3 +367,18 @@ async def test_a_submitted_job_from_a_key_is_the_owners(user: StudioClient) -> N
     keyed = await key_client(user)
     job = await submit(keyed, "generateText", {"prompt": "owned", "maxOutputTokens": 16}, "id owner { id }")
     assert job["owner"]["id"] == (await user.data(ME))["me"]["id"]
+
+
+async def test_a_key_revoked_while_its_socket_is_open_starts_nothing_more(user: StudioClient) -> None:
+    secret, key = await create_key(user)
+    keyed = KeyClient(user.base_url, secret)
+    owner = (await user.data(ME))["me"]["id"]
+    async with keyed.key_socket() as socket:
+        assert (await socket.ack())["type"] == "connection_ack"
+        await expect_me(socket, owner)
+        await user.data(REVOKE, {"id": key["id"]})
+        op = await socket.subscribe(ME)
+        message = await receive(socket)
+    assert message["id"] == op and message["type"] == "error", message
+    assert_error(message["payload"][0], "UNAUTHENTICATED")
+    assert "revoked" in message["payload"][0]["message"]
