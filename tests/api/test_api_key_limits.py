@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_api_keys import KeyClient, create_key
+from tests.api.test_api_keys import create_key
 from tests.conftest import assert_error
-from tests.support.client import StudioClient
+from tests.support.client import KeyClient, StudioClient
 from tests.support.server import StudioProcess, mint_token, start_server
 
 pytestmark = pytest.mark.timeout(30)

@@ -17,7 +17,7 @@ import websockets
 
 from tests.api.helpers import receive, submit
 from tests.conftest import MakeClient, assert_error
-from tests.support.client import StudioClient, Subscriptions
+from tests.support.client import KeyClient, StudioClient, Subscriptions
 from tests.support.server import StudioProcess
 
 FIELDS = "id name prefix scopes createdAt lastUsedAt expiresAt revokedAt"
@@ -31,21 +31,6 @@ GENERATE = 'mutation { generateText(input: {prompt: "a key at work", maxOutputTo
 SET_STATUS = (
     "mutation($userId: ID!, $status: UserStatus!) { setUserStatus(userId: $userId, status: $status) { id } }"
 )
-
-
-class KeyClient(StudioClient):
-    """A client that signs every request with `X-API-Key` (and `{"apiKey": ...}` on sockets)."""
-
-    def __init__(self, base_url: str, secret: str) -> None:
-        super().__init__(base_url)
-        self.secret = secret
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.secret}
-
-    def key_socket(self) -> Any:
-        return self.socket(init_payload={"apiKey": self.secret})
 
 
 async def create_key(
@@ -99,7 +84,7 @@ async def test_a_key_acts_as_its_owner_over_http(user: StudioClient) -> None:
 async def test_a_key_opens_a_socket_in_connection_init_or_the_upgrade_header(user: StudioClient) -> None:
     keyed = await key_client(user)
     owner = (await user.data(ME))["me"]["id"]
-    async with keyed.key_socket() as socket:
+    async with keyed.socket() as socket:
         assert (await socket.ack())["type"] == "connection_ack"
         await expect_me(socket, owner)
     url = user.base_url.replace("http", "ws", 1) + "/v1/graphql"
@@ -160,7 +145,7 @@ async def test_a_generate_only_key_generates(user: StudioClient) -> None:
 
 async def test_a_key_without_read_cannot_subscribe(user: StudioClient) -> None:
     keyed = await key_client(user, scopes=["generate"])
-    async with keyed.key_socket() as socket:
+    async with keyed.socket() as socket:
         assert (await socket.ack())["type"] == "connection_ack"
         op = await socket.subscribe("subscription { myJobs { job { id } } }")
         message = await receive(socket)
@@ -232,7 +217,7 @@ async def test_a_revoked_key_stops_working_at_once(user: StudioClient) -> None:
     assert revoked["revokedAt"] is not None
     error = await refusal(keyed)
     assert error["extensions"]["code"] == "UNAUTHENTICATED" and "revoked" in error["message"]
-    async with keyed.key_socket() as socket:
+    async with keyed.socket() as socket:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await socket.ack()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
@@ -373,7 +358,7 @@ async def test_a_key_revoked_while_its_socket_is_open_starts_nothing_more(user: 
     secret, key = await create_key(user)
     keyed = KeyClient(user.base_url, secret)
     owner = (await user.data(ME))["me"]["id"]
-    async with keyed.key_socket() as socket:
+    async with keyed.socket() as socket:
         assert (await socket.ack())["type"] == "connection_ack"
         await expect_me(socket, owner)
         await user.data(REVOKE, {"id": key["id"]})

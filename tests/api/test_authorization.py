@@ -17,7 +17,7 @@ import websockets
 
 from tests.api.helpers import around_now, new_client, receive, run, submit, wait_for_jobs
 from tests.conftest import assert_error
-from tests.support.client import StudioClient
+from tests.support.client import KeyClient, StudioClient
 from tests.support.server import StudioProcess
 
 OK = "OK"
@@ -218,6 +218,11 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         bystander = await new_client(studio, studio_dir, "bystander")
         bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
         key = await owner.data('mutation { createApiKey(name: "matrix") { apiKey { id } } }')
+        every_scope = await owner.data(
+            'mutation { createApiKey(name: "matrix, every scope", scopes: ["read", "write", "generate"]) '
+            "{ secret } }"
+        )
+        clients["owner_key"] = KeyClient(studio.base_url, every_scope["createApiKey"]["secret"])
         return World(
             clients,
             found["me"]["id"],
@@ -295,6 +300,18 @@ async def test_root_field_answers_each_kind_of_caller_as_the_table_says(
     assert code == expected, message
     if code == FORBIDDEN and actor in NOT_APPROVED:
         assert REASONS[actor] in message.lower(), "an unapproved user is told why"
+
+
+# Keys may not manage keys; with every scope, an owner's key may do everything else the owner may.
+KEY_DIFFERS = {"createApiKey": FORBIDDEN, "revokeApiKey": FORBIDDEN}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+async def test_the_owners_key_with_every_scope_answers_like_the_owner(world: World, name: str) -> None:
+    operation = OPERATIONS[name]
+    outcome = ws_outcome if operation.is_subscription else http_outcome
+    code, message = await outcome(world.clients["owner_key"], name, operation, world)
+    assert code == KEY_DIFFERS.get(name, EXPECTED[name]["owner"]), message
 
 
 async def test_every_root_field_has_a_row_in_the_table(world: World) -> None:
