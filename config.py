@@ -109,13 +109,26 @@ class Settings(BaseSettings):
     rate_subscribe: str = "60/minute"
     request_cache: bool = True  # identical deterministic requests answered from earlier results
     request_cache_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    # per API key as well (besides its owner's limits above): one runaway key cannot spend them all
+    rate_key_generate: str = "60/minute"
+    rate_key_read: str = "300/minute"
+    rate_key_subscribe: str = "30/minute"
+    api_key_max_active: int = Field(10, ge=1, le=1000)  # active (not revoked, not expired) keys per user
+    api_key_max_days: int = Field(365, ge=1, le=3650)  # expiresAt at most this far ahead (and the default)
     redis_url: str | None = None  # rate limits (and caches) shared by every process; memory when unset
     rate_limit_prefix: str = Field("genmedia", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:._-]+$")
     ws_max_subscriptions_per_socket: int = Field(20, ge=1)
     ws_max_subscriptions_per_user: int = Field(50, ge=1)  # across a user's sockets, per process
     ws_init_timeout_seconds: float = Field(10.0, gt=0)
 
-    @field_validator("rate_generate", "rate_read", "rate_subscribe")
+    @field_validator(
+        "rate_generate",
+        "rate_read",
+        "rate_subscribe",
+        "rate_key_generate",
+        "rate_key_read",
+        "rate_key_subscribe",
+    )
     @classmethod
     def _check_rate(cls, value: str) -> str:
         from domain.limits import parse_rate

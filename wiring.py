@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import time
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from backends.create_once import create_once
 from backends.metrics import record_job_finished
 from config import Settings, SettingsError
 from domain.admin import Admin, AuditLog
+from domain.apikey_signin import ApiKeySignIn
+from domain.apikeys import ApiKeyPolicy, ApiKeys
 from domain.authn import Authenticator
 from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.desk import JobDesk
@@ -286,11 +289,22 @@ def build_services(settings: Settings) -> Services:
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
         forecast=QueueForecast(docs, parallelism=settings.workers),
         result_cache=result_cache,
+        api_keys=ApiKeys(
+            docs,
+            audit,
+            ApiKeyPolicy(
+                max_active=settings.api_key_max_active, max_lifetime=timedelta(days=settings.api_key_max_days)
+            ),
+        ),
     )
 
 
 def build_authenticator(services: Services) -> Authenticator:
-    authenticator = Authenticator(services.identity, services.directory, audit=services.audit)
+    api_keys = ApiKeySignIn(services.docs, services.directory, audit=services.audit)
+    services.api_keys.on_revoked(api_keys.forget_key)
+    authenticator = Authenticator(
+        services.identity, services.directory, audit=services.audit, api_keys=api_keys
+    )
     services.admin.on_user_changed(authenticator.forget)
     return authenticator
 
@@ -339,4 +353,9 @@ def build_rate_limits(settings: Settings, limiter: RateLimiter | None = None) ->
         read=parse_rate(settings.rate_read),
         subscribe=parse_rate(settings.rate_subscribe),
     )
-    return RateLimits(limiter or build_rate_limiter(settings), policy)
+    key_policy = RatePolicy(
+        generate=parse_rate(settings.rate_key_generate),
+        read=parse_rate(settings.rate_key_read),
+        subscribe=parse_rate(settings.rate_key_subscribe),
+    )
+    return RateLimits(limiter or build_rate_limiter(settings), policy, key_policy)

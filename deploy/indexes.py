@@ -2,7 +2,7 @@
 
 Runs the studio's read paths on a throwaway embedded store — the asset library with every filter
 and sort the API offers, paged both ways, with its total count; the job list; usage reports; the
-lease sweeper; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
+lease sweeper; API keys; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
 through the Firestore adapter to see what it would send, and prints the composite indexes Firestore
 needs for them:
 
@@ -40,6 +40,7 @@ from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
+from domain.apikeys import ApiKeys
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.jobs import JobKind
@@ -163,6 +164,10 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
         await admin_desk.list_users(admin, status=status_filter, first=1, after=user.id)
     for action, actor_id in itertools.product((None, "user.role.set"), (None, admin.id)):
         await _pages(partial(audit.list, admin, action=action, actor_id=actor_id), backward=False)
+
+    api_keys = ApiKeys(docs, audit)
+    await api_keys.create(user, "indexes", None, None, RequestInfo("indexes"))
+    await api_keys.list_for(user)
 
     await runner.sweep()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,9 @@ class Actor:
 def require_actor(actor: Actor | None) -> Actor:
     """UNAUTHENTICATED for anonymous callers."""
     if actor is None:
-        raise StudioError(ErrorCode.UNAUTHENTICATED, "Sign in: send an Authorization bearer token.")
+        raise StudioError(
+            ErrorCode.UNAUTHENTICATED, "Sign in: send an Authorization bearer token or an X-API-Key."
+        )
     return actor
 
 
@@ -65,6 +67,44 @@ def require_admin(actor: Actor | None) -> Actor:
     if not who.user.is_admin:
         raise StudioError(ErrorCode.FORBIDDEN, "Only administrators may do this.")
     return who
+
+
+# What an API key must carry for each class of operation (a bearer token carries every scope its
+# role allows). Checked once per operation, on its root fields, before anything runs (HTTP and
+# WebSocket alike), so a field added later is covered by the class it belongs to.
+READ_SCOPE = "read"  # every query and subscription
+WRITE_SCOPE = "write"  # every mutation that does not start a generation (library edits, cancelJob, ...)
+GENERATE_SCOPE = "generate"  # generate*/upscale* mutations: they spend quota and budget
+_GENERATE_PREFIXES = ("generate", "upscale")
+
+
+def is_generate_field(name: str) -> bool:
+    """A root mutation field that starts a paid generation."""
+    return name.startswith(_GENERATE_PREFIXES)
+
+
+def scope_for(operation_type: str, root_field: str) -> str | None:
+    """The scope a root field of a `query`, `mutation` or `subscription` needs (None: introspection)."""
+    if root_field.startswith("__"):
+        return None
+    if operation_type == "mutation":
+        return GENERATE_SCOPE if is_generate_field(root_field) else WRITE_SCOPE
+    return READ_SCOPE
+
+
+def require_scopes(actor: Actor | None, operation_type: str, root_fields: Iterable[str]) -> None:
+    """FORBIDDEN, naming the missing scopes, when an API key may not run these root fields."""
+    if actor is None or actor.scopes is None:
+        return
+    needed = {scope for name in root_fields if (scope := scope_for(operation_type, name)) is not None}
+    missing = sorted(needed - actor.scopes)
+    if missing:
+        names = ", ".join(f"'{scope}'" for scope in missing)
+        raise StudioError(
+            ErrorCode.FORBIDDEN,
+            f"This API key lacks the {names} scope{'s' if len(missing) > 1 else ''} this operation needs.",
+            missingScopes=missing,
+        )
 
 
 def can_read(actor: Actor, data: Mapping[str, Any]) -> bool:

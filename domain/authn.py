@@ -9,6 +9,7 @@ from datetime import datetime
 
 from domain.access import Actor
 from domain.admin import AuditLog, RequestInfo, session_revoked
+from domain.apikey_signin import ApiKeySignIn
 from domain.clock import utcnow
 from domain.errors import ErrorCode, StudioError
 from domain.ports import IdentityProvider
@@ -32,8 +33,10 @@ class Authenticator:
         cache_seconds: float = 5.0,
         cache_size: int = 10_000,
         audit: AuditLog | None = None,
+        api_keys: ApiKeySignIn | None = None,
     ) -> None:
         self._audit = audit
+        self._keys = api_keys
         self._identity = identity
         self._directory = directory
         self._ttl = cache_seconds
@@ -61,6 +64,23 @@ class Authenticator:
             await self._refused(None, error, request)
             raise error
         return await self.session(token.strip(), request)
+
+    async def session_from_headers(
+        self, authorization: str | None, api_key: str | None, request: RequestInfo | None = None
+    ) -> tuple[Actor | None, datetime | None]:
+        """The caller of a request carrying `Authorization: Bearer <token>` or `X-API-Key: <secret>`."""
+        if api_key is None:
+            return await self.session_from_authorization(authorization, request)
+        if authorization or self._keys is None:
+            error = StudioError(
+                ErrorCode.UNAUTHENTICATED,
+                "Send one credential: an Authorization bearer token or an X-API-Key, not both."
+                if authorization
+                else "API keys are not accepted here.",
+            )
+            await self._refused(None, error, request)
+            raise error
+        return await self._keys.session(api_key, request)
 
     async def session(self, token: str, request: RequestInfo | None = None) -> tuple[Actor, datetime]:
         """The token's Actor and its expiry; long-lived sessions (WebSocket) end then.
@@ -92,7 +112,9 @@ class Authenticator:
         return actor, identity.expires_at
 
     def forget(self, user_id: str | None = None) -> None:
-        """Drop the cached actors of one user, or of everyone (after changes made in this process)."""
+        """Drop the cached actors (tokens and API keys) of one user, or of everyone (after changes made here)."""
+        if self._keys is not None:
+            self._keys.forget(user_id)
         if user_id is None:
             self._cache.clear()
             return

@@ -6,8 +6,10 @@ Three operation classes, each with its own moving-window rate per caller:
 - `subscribe`: a subscription starting,
 - `read`: every other query or mutation.
 
-A signed-in caller is counted by their identity (`user:<id>`; API keys will be `key:<id>`), an
-anonymous one by client address (`ip:<address>`). Counting itself is a port (`RateLimiter`), so the
+A signed-in caller is counted by their identity (`user:<id>`), an anonymous one by client address
+(`ip:<address>`). A caller using an API key is counted twice: against the key (`key:<id>`, with
+the key policy's own, lower rates, so one runaway key cannot spend its owner's whole budget) and
+against the user. Counting itself is a port (`RateLimiter`), so the
 same policy runs on in-process memory or on Redis shared by every API process.
 """
 
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from domain.access import Actor
+from domain.access import Actor, is_generate_field
 from domain.errors import ErrorCode, StudioError
 from domain.ports import RateLimiter
 
@@ -28,8 +30,6 @@ class OperationClass(StrEnum):
     READ = "read"
     SUBSCRIBE = "subscribe"
 
-
-_GENERATE_PREFIXES = ("generate", "upscale")
 
 # The `limits` library's rate strings: "30/minute", "30 per minute", "10 per 2 hours".
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|\s+per\s+|per)\s*(\d+)?\s*([a-z]+?)s?\s*$", re.IGNORECASE)
@@ -70,11 +70,6 @@ def parse_rate(text: str) -> Rate:
     return Rate(amount, multiples * _UNITS[unit])
 
 
-def is_generate_field(name: str) -> bool:
-    """A root mutation field that starts a paid generation."""
-    return name.startswith(_GENERATE_PREFIXES)
-
-
 def classify_operation(operation_type: str, root_fields: Iterable[str]) -> tuple[OperationClass, int]:
     """The class of one operation and how many slots of it the operation takes.
 
@@ -93,12 +88,18 @@ def classify_operation(operation_type: str, root_fields: Iterable[str]) -> tuple
 def caller_key(actor: Actor | None, client_address: str | None) -> str:
     """Whom a hit is counted against: the signed-in caller, else the client's address.
 
-    Every credential of one user shares the user's budget; an API key with its own budget would
-    return its own identity string here (`key:<id>`).
+    Every credential of one user shares the user's budget; an API key also has its own (`key_caller`).
     """
     if actor is not None:
         return f"user:{actor.id}"
     return f"ip:{client_address or 'unknown'}"
+
+
+def key_caller(actor: Actor | None) -> str | None:
+    """The API key a hit is also counted against (`key:<id>`), None for other credentials."""
+    if actor is None or actor.api_key_id is None:
+        return None
+    return f"key:{actor.api_key_id}"
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,17 @@ class RatePolicy:
 class RateLimits:
     """Applies the policy through a RateLimiter; a refusal is RATE_LIMITED with `retryAfter`."""
 
-    def __init__(self, limiter: RateLimiter, policy: RatePolicy) -> None:
+    def __init__(
+        self, limiter: RateLimiter, policy: RatePolicy, key_policy: RatePolicy | None = None
+    ) -> None:
         self._limiter = limiter
         self.policy = policy
+        self.key_policy = key_policy  # per API key; None: keys share only their owner's budget
 
-    async def check(self, operation: OperationClass, caller: str, cost: int = 1) -> None:
-        rate = self.policy.rate(operation)
+    async def check(
+        self, operation: OperationClass, caller: str, cost: int = 1, *, policy: RatePolicy | None = None
+    ) -> None:
+        rate = (policy or self.policy).rate(operation)
         if cost > rate.amount:
             raise StudioError(
                 ErrorCode.RATE_LIMITED,

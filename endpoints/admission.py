@@ -10,12 +10,13 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    get_operation_ast,
 )
 from prometheus_client import Counter
 
-from domain.access import Actor
+from domain.access import Actor, require_scopes
 from domain.errors import StudioError
-from domain.limits import OperationClass, RateLimits, caller_key, classify_operation
+from domain.limits import OperationClass, RateLimits, caller_key, classify_operation, key_caller
 
 RATE_LIMITED = Counter(
     "genmedia_rate_limited_total", "Operations refused by a rate limit", ["operation_class"]
@@ -67,8 +68,27 @@ async def admit(
     if limits is None:
         return None
     try:
+        key = key_caller(actor)
+        if key is not None and limits.key_policy is not None:  # the key first: its hits stay its own
+            await limits.check(operation, key, cost, policy=limits.key_policy)
         await limits.check(operation, caller_key(actor, client_address), cost)
     except StudioError as error:
         RATE_LIMITED.labels(operation.value).inc()
+        return error
+    return None
+
+
+def scope_refusal(
+    actor: Actor | None, document: DocumentNode, operation_name: str | None
+) -> StudioError | None:
+    """FORBIDDEN when an API key lacks a scope the operation's root fields need (domain.access rules)."""
+    if actor is None or actor.scopes is None:
+        return None
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return None
+    try:
+        require_scopes(actor, operation.operation.value, root_fields(document, operation))
+    except StudioError as error:
         return error
     return None

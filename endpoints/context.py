@@ -32,7 +32,7 @@ def request_info(context: StudioContext) -> RequestInfo:
 
 
 class HttpContexts:
-    """Contexts for HTTP requests: the caller comes from the Authorization header."""
+    """Contexts for HTTP requests: the caller comes from the Authorization or X-API-Key header."""
 
     def __init__(self, services: Services, authenticator: Authenticator) -> None:
         self._services = services
@@ -41,8 +41,8 @@ class HttpContexts:
     async def __call__(self, request: Request, response: Any) -> StudioContext:
         context = new_context(self._services, request, response)
         try:
-            context.principal = await self._authenticator.from_authorization(
-                request.headers.get("authorization"), request_info(context)
+            context.principal, _ = await self._authenticator.session_from_headers(
+                request.headers.get("authorization"), request.headers.get("x-api-key"), request_info(context)
             )
         except StudioError as error:
             context.auth_error = error

@@ -37,7 +37,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from domain.errors import ErrorCode, StudioError
 from domain.limits import OperationClass, RateLimits
-from endpoints.admission import admit, operation_class
+from endpoints.admission import admit, operation_class, scope_refusal
 from endpoints.query_cost import query_cost_rule
 from middleware.request_id import request_id_var
 from schema.errors import classify
@@ -144,6 +144,11 @@ class GraphQLHttp:
         assert prepared.document is not None
         if refusal is not None:
             return self._reply({"data": None, "errors": [self._format(refusal)]})
+        denied = scope_refusal(getattr(context, "principal", None), prepared.document, operation_name)
+        if denied is not None:
+            return self._reply(
+                {"data": None, "errors": [self._format(GraphQLError(denied.message, original_error=denied))]}
+            )
         result = execute(
             self._graphql_schema,
             prepared.document,

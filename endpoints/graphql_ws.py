@@ -8,7 +8,8 @@ On top of strawberry's handler, every `subscribe` message is admitted before it 
 - at most `SubscriptionSlots.per_caller` live subscriptions per user across their sockets in this process.
 
 A refused operation gets an `error` message with a coded error (RATE_LIMITED, QUERY_TOO_COMPLEX);
-the socket stays open. The socket is closed with 4403 when the token it was opened with expires.
+the socket stays open. The socket is closed with 4403 when the token or API key it was opened with
+expires; an API key revoked meanwhile is refused (UNAUTHENTICATED) at the next `subscribe`.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from domain.access import Actor
 from domain.authn import Authenticator
 from domain.clock import utcnow
 from domain.errors import ErrorCode, StudioError
 from domain.limits import RateLimits, SubscriptionSlots
-from endpoints.admission import admit, operation_class
+from endpoints.admission import admit, operation_class, scope_refusal
 from endpoints.context import new_context, request_info
 from endpoints.graphql_http import QueryLimits
 from endpoints.query_cost import query_cost_rule
@@ -130,15 +132,27 @@ class StudioTransportWSHandler(BaseGraphQLTransportWSHandler[StudioContext, None
         if operation is None:
             return None  # strawberry reports the missing operation
         kind, slots = operation_class(document, operation)
-        actor = self.context.principal
+        actor = await self._recheck_key()
         client = self.context.request.client if self.context.request is not None else None
         limited = await admit(endpoint.rate_limits, kind, slots, actor, client.host if client else None)
         if limited is not None:
             raise limited
+        denied = scope_refusal(actor, document, name)
+        if denied is not None:
+            raise denied
         if operation.operation is not OperationType.SUBSCRIPTION or actor is None:
             return None
         endpoint.subscription_slots.acquire(actor.id)
         return actor.id
+
+    async def _recheck_key(self) -> Actor | None:
+        """The caller; an API key is checked again (cached 5 s), so a revoked key starts nothing more."""
+        secret = self.context.extras.get("api_key")
+        if isinstance(secret, str):
+            self.context.principal, _ = await self.endpoint.authenticator.session_from_headers(
+                None, secret, request_info(self.context)
+            )
+        return self.context.principal
 
     def _hold_slot(self, op_id: str, caller: str) -> None:
         """The slot is freed when the client completes the operation or its task ends, whichever is first."""
@@ -241,17 +255,21 @@ class GraphQLWebSocket(GraphQL):
     async def on_ws_connect(self, context: StudioContext) -> dict[str, Any] | None:  # type: ignore[override]
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("authorization") or params.get("Authorization")
-        if not header and context.request is not None:
+        api_key = params.get("apiKey")
+        if not header and not api_key and context.request is not None:
             header = context.request.headers.get("authorization")
-        if not isinstance(header, str) or not header:
+            api_key = context.request.headers.get("x-api-key")
+        if not header and not api_key:
             raise ConnectionRejectionError(
-                {"code": "UNAUTHENTICATED", "message": "Send authorization in connection_init."}
+                {"code": "UNAUTHENTICATED", "message": "Send authorization or apiKey in connection_init."}
             )
         try:
-            context.principal, expires_at = await self.authenticator.session_from_authorization(
-                header, request_info(context)
+            context.principal, expires_at = await self.authenticator.session_from_headers(
+                str(header) if header else None, str(api_key) if api_key else None, request_info(context)
             )
         except StudioError as error:
             raise ConnectionRejectionError({"code": error.code.value, "message": error.message}) from None
         context.extras["expires_at"] = expires_at  # the socket closes (4403) then
+        if api_key:
+            context.extras["api_key"] = str(api_key)  # checked again at every subscribe
         return {"userId": context.principal.id if context.principal else None}

@@ -11,6 +11,7 @@ from domain.errors import ErrorCode, StudioError
 from domain.library import AssetFilter as DomainAssetFilter
 from domain.library import AssetSort as DomainAssetSort
 from domain.pages import PageRequest
+from resolvers.apikeys import api_key
 from resolvers.pages import asset_connection, audit_connection, job_connection
 from schema.assets import Asset, AssetConnection, AssetFilter, AssetSort, SortDirection
 from schema.context import StudioContext
@@ -68,6 +69,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         if raw != actor.id and not actor.user.is_admin:
             raise StudioError(ErrorCode.NOT_FOUND, f"User {id} not found")
         return User.of(await info.context.services.directory.require(raw))
+    if type_name == "ApiKey":
+        from schema.apikeys import ApiKey  # the schema module imports resolvers
+
+        return ApiKey.of(await api_key(info, id))
     raise StudioError(ErrorCode.NOT_FOUND, f"{id} not found")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.admin import Admin, AuditLog
+from domain.apikeys import ApiKeys
 from domain.catalog import Catalog
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
@@ -36,3 +37,4 @@ class Services:
     admin: Admin
     forecast: QueueForecast
     result_cache: ResultCache | None
+    api_keys: ApiKeys

@@ -14,6 +14,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from resolvers import mutations, queries, subscriptions
+from schema.apikeys import ApiKey, ApiKeyMutation, ApiKeyQuery
 from schema.assets import Asset, AssetConnection
 from schema.errors import CachedParser, ErrorFormatter
 from schema.execution import StudioExecutionContext
@@ -77,8 +78,8 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery,))
-Mutation = merge_types("Mutation", (CoreMutation,))
+Query = merge_types("Query", (CoreQuery, ApiKeyQuery))
+Mutation = merge_types("Mutation", (CoreMutation, ApiKeyMutation))
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 
@@ -87,7 +88,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Asset, Job],
+        types=[User, Asset, Job, ApiKey],
         execution_context_class=StudioExecutionContext,
         extensions=[
             ErrorFormatter,

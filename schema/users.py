@@ -95,11 +95,13 @@ class AuditEvent(Node):
         doc = await info.context.loaders.users.load(actor_id)
         return User.from_doc(doc) if doc else None
 
-    @strawberry.field(description="user.status.set, user.role.set, user.sessions.revoke, signin.refused")
+    @strawberry.field(
+        description="user.status.set, user.role.set, user.sessions.revoke, signin.refused, apikey.create, apikey.revoke"
+    )
     def action(self) -> str:
         return str(self._doc.data["action"])
 
-    @strawberry.field(description="The affected user's id (raw), when there is one.")
+    @strawberry.field(description="The affected user's or API key's id (raw), when there is one.")
     def target(self) -> str | None:
         return self._doc.data.get("target")
 

@@ -17,7 +17,7 @@ import websockets
 
 from tests.api.helpers import around_now, new_client, receive, run, submit, wait_for_jobs
 from tests.conftest import assert_error
-from tests.support.client import StudioClient
+from tests.support.client import KeyClient, StudioClient
 from tests.support.server import StudioProcess
 
 OK = "OK"
@@ -88,6 +88,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "setUserStatus": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "setUserRole": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "revokeSessions": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    # API keys (revokeApiKey targets the owner's key; revoking twice is fine)
+    "apiKeys": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "createApiKey": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "revokeApiKey": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -103,6 +107,7 @@ class World:
     job_id: str
     asset_id: str
     bystander_id: str
+    api_key_id: str = ""
 
     def ids(self, kind: str) -> str:
         return {
@@ -110,6 +115,7 @@ class World:
             "asset": self.asset_id,
             "user": self.owner_id,
             "bystander": self.bystander_id,
+            "api_key": self.api_key_id,
         }[kind]
 
 
@@ -168,6 +174,11 @@ OPERATIONS: dict[str, Operation] = {
     "revokeSessions": Operation(
         "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }", _on("bystander", "userId")
     ),
+    "apiKeys": Operation("{ apiKeys { id } }"),
+    "createApiKey": Operation(
+        'mutation { createApiKey(name: "authorized?", scopes: ["read"]) { apiKey { id } } }'
+    ),
+    "revokeApiKey": Operation("mutation($id: ID!) { revokeApiKey(id: $id) { id } }", _on("api_key")),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
 }
@@ -206,7 +217,20 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         )
         bystander = await new_client(studio, studio_dir, "bystander")
         bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
-        return World(clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"], bystander_id)
+        key = await owner.data('mutation { createApiKey(name: "matrix") { apiKey { id } } }')
+        every_scope = await owner.data(
+            'mutation { createApiKey(name: "matrix, every scope", scopes: ["read", "write", "generate"]) '
+            "{ secret } }"
+        )
+        clients["owner_key"] = KeyClient(studio.base_url, every_scope["createApiKey"]["secret"])
+        return World(
+            clients,
+            found["me"]["id"],
+            job["id"],
+            found["job"]["assets"][0]["id"],
+            bystander_id,
+            key["createApiKey"]["apiKey"]["id"],
+        )
 
     return run(build())
 
@@ -276,6 +300,18 @@ async def test_root_field_answers_each_kind_of_caller_as_the_table_says(
     assert code == expected, message
     if code == FORBIDDEN and actor in NOT_APPROVED:
         assert REASONS[actor] in message.lower(), "an unapproved user is told why"
+
+
+# Keys may not manage keys; with every scope, an owner's key may do everything else the owner may.
+KEY_DIFFERS = {"createApiKey": FORBIDDEN, "revokeApiKey": FORBIDDEN}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+async def test_the_owners_key_with_every_scope_answers_like_the_owner(world: World, name: str) -> None:
+    operation = OPERATIONS[name]
+    outcome = ws_outcome if operation.is_subscription else http_outcome
+    code, message = await outcome(world.clients["owner_key"], name, operation, world)
+    assert code == KEY_DIFFERS.get(name, EXPECTED[name]["owner"]), message
 
 
 async def test_every_root_field_has_a_row_in_the_table(world: World) -> None:

@@ -66,6 +66,7 @@ BY_ID = {
     "job": "query($id: ID!) { job(id: $id) { id } }",
     "cancelJob": "mutation($id: ID!) { cancelJob(id: $id) { id } }",
     "updateAsset": UPDATE,
+    "revokeApiKey": "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
 }
 USERS = "query($status: UserStatus, $first: Int, $after: String) { users(status: $status, first: $first, after: $after) { id } }"
 AUDIT_LOG = """query($action: String, $actorId: ID, $first: Int, $after: String) {
@@ -77,6 +78,9 @@ SET_STATUS = (
 SET_ROLE = "mutation($userId: ID!, $role: Role!) { setUserRole(userId: $userId, role: $role) { id } }"
 REVOKE = "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }"
 SOMEONE = gid("User", "someone")
+CREATE_KEY = """mutation($name: String!, $scopes: [String!], $expiresAt: DateTime) {
+  createApiKey(name: $name, scopes: $scopes, expiresAt: $expiresAt) { apiKey { id } }
+}"""
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
 MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
 DAY_1, DAY_2 = "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"
@@ -251,6 +255,30 @@ CASES: dict[str, Case] = {
     ),
     "revokeSessions-user-id-malformed": Case("revokeSessions", REVOKE, {"userId": NOT_BASE64}, "userId"),
     "revokeSessions-user-id-not-an-id": Case("revokeSessions", REVOKE, {"userId": 1.5}, "userId"),
+    # createApiKey
+    "createApiKey-name-empty": Case("createApiKey", CREATE_KEY, {"name": "  "}, "name"),
+    "createApiKey-name-too-long": Case("createApiKey", CREATE_KEY, {"name": "n" * 101}, "name"),
+    "createApiKey-name-with-newline": Case("createApiKey", CREATE_KEY, {"name": "a\nb"}, "name"),
+    "createApiKey-name-missing": Case("createApiKey", CREATE_KEY, {}, "name"),
+    "createApiKey-unknown-scope": Case(
+        "createApiKey", CREATE_KEY, {"name": "k", "scopes": ["admin"]}, "scopes"
+    ),
+    "createApiKey-no-scopes": Case("createApiKey", CREATE_KEY, {"name": "k", "scopes": []}, "scopes"),
+    "createApiKey-scope-not-a-string": Case(
+        "createApiKey", CREATE_KEY, {"name": "k", "scopes": [1]}, "scopes"
+    ),
+    "createApiKey-expires-in-the-past": Case(
+        "createApiKey", CREATE_KEY, {"name": "k", "expiresAt": DAY_1}, "expiresAt"
+    ),
+    "createApiKey-expires-too-far-ahead": Case(
+        "createApiKey", CREATE_KEY, {"name": "k", "expiresAt": "2999-01-01T00:00:00Z"}, "expiresAt"
+    ),
+    "createApiKey-expires-garbage": Case(
+        "createApiKey", CREATE_KEY, {"name": "k", "expiresAt": "next week"}, "expiresAt"
+    ),
+    "createApiKey-expires-without-zone": Case(
+        "createApiKey", CREATE_KEY, {"name": "k", "expiresAt": "2099-01-01T00:00:00"}, "expiresAt"
+    ),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")

@@ -73,6 +73,21 @@ class StudioClient:
             yield Subscriptions(ws)
 
 
+class KeyClient(StudioClient):
+    """A client that signs with an API key: `X-API-Key` on HTTP, `{"apiKey": ...}` in `connection_init`."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        super().__init__(base_url)
+        self.secret = secret
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.secret}
+
+    def socket(self, *, init_payload: dict[str, Any] | None = None) -> Any:
+        return super().socket(init_payload={"apiKey": self.secret} if init_payload is None else init_payload)
+
+
 class Subscriptions:
     """One graphql-transport-ws connection."""
 
