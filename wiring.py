@@ -32,6 +32,8 @@ from domain.ports import (
 )
 from domain.requests import InputLimits
 from domain.runner import JobRunner
+from domain.sharing import Sharing
+from domain.teams import Teams, team_roles
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -258,6 +260,8 @@ def build_services(settings: Settings) -> Services:
         auto_approve_domains=frozenset(settings.auto_approve_domains),
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
+    library = Library(docs, max_page_size=settings.max_page_size)
+    teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     return Services(
         settings=settings,
         docs=docs,
@@ -275,17 +279,25 @@ def build_services(settings: Settings) -> Services:
             max_page_size=settings.max_page_size,
             webhooks=build_webhook_urls(settings),
         ),
-        library=Library(docs, max_page_size=settings.max_page_size),
+        library=library,
         ledger=UsageLedger(docs),
         jobs_hub=DocumentHub(docs, JOBS),
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
+        teams=teams,
+        sharing=Sharing(docs, library, directory, teams, audit),
     )
 
 
 def build_authenticator(services: Services) -> Authenticator:
-    authenticator = Authenticator(services.identity, services.directory, audit=services.audit)
+    authenticator = Authenticator(
+        services.identity,
+        services.directory,
+        audit=services.audit,
+        team_roles=partial(team_roles, services.docs),
+    )
     services.admin.on_user_changed(authenticator.forget)
+    services.teams.on_membership_changed(authenticator.forget)
     return authenticator
 
 

@@ -7,7 +7,7 @@ from strawberry.types import Info
 
 from domain.admin import RequestInfo
 from domain.jobs import JobKind
-from resolvers.inputs import image_input, text_input, upscale_input, video_input, webhook_input
+from resolvers.inputs import image_input, team_ref, text_input, upscale_input, video_input, webhook_input
 from schema.assets import Asset
 from schema.context import StudioContext
 from schema.jobs import GenerateImageInput, GenerateTextInput, GenerateVideoInput, Job, UpscaleImageInput
@@ -25,6 +25,7 @@ async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
         image_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 
@@ -36,6 +37,7 @@ async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
         video_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 
@@ -47,6 +49,7 @@ async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
         text_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 
@@ -58,6 +61,7 @@ async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
         upscale_input(input),
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 

@@ -68,6 +68,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         if raw != actor.id and not actor.user.is_admin:
             raise StudioError(ErrorCode.NOT_FOUND, f"User {id} not found")
         return User.of(await info.context.services.directory.require(raw))
+    if type_name == "Team":
+        from resolvers.teams import team
+
+        return await team(info, id)
     raise StudioError(ErrorCode.NOT_FOUND, f"{id} not found")
 
 
@@ -91,6 +95,8 @@ async def assets(
         tags=given.tags,
         favorite=given.favorite,
         deleted=given.deleted,
+        team_id=decode_id(given.team_id, "Team", "filter.teamId") if given.team_id else None,
+        shared_with_me=bool(given.shared_with_me),
     )
     domain_sort = DomainAssetSort(order.field.value, order.direction is SortDirection.DESC)
     page = await info.context.services.library.list(
@@ -114,12 +120,10 @@ async def jobs(
 
 async def usage(info: Ctx, query: UsageQuery) -> UsageReport:
     user_id = decode_id(query.user_id, "User", "query.userId") if query.user_id else None
-    if query.team_id:
-        decode_id(query.team_id, "Team", "query.teamId")
-        raise StudioError(ErrorCode.NOT_FOUND, f"Team {query.team_id} not found")  # teams are not offered yet
+    team_id = decode_id(query.team_id, "Team", "query.teamId") if query.team_id else None
     groups = [group.value for group in (query.group_by or [])]
     report = await info.context.services.ledger.report(
-        info.context.actor, query.from_, query.to, groups, user_id
+        info.context.actor, query.from_, query.to, groups, user_id, team_id
     )
     return UsageReport.of(report)
 
