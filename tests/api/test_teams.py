@@ -307,3 +307,20 @@ async def test_team_changes_are_audited(
     assert all(e["requestId"] for e in events)
     denied = [e["node"] for e in (await admin.data(audit, {"actor": member_id}))["auditLog"]["edges"]]
     assert [(e["action"], e["outcome"]) for e in denied] == [("team.member.remove", "denied")]
+
+
+async def test_a_team_member_follows_a_team_job_live(user: StudioClient, make_client: MakeClient) -> None:
+    team_id = await create_team(user)
+    reader = await make_client()
+    await join(user, team_id, reader, "VIEWER")
+    job = await submit(
+        user, "generateText", {"prompt": "live for the team", "maxOutputTokens": 16, "teamId": team_id}
+    )
+    async with reader.socket() as socket:
+        await socket.ack()
+        op = await socket.subscribe(
+            "subscription($id: ID!) { jobProgress(id: $id) { job { id status } } }", {"id": job["id"]}
+        )
+        messages = await socket.messages(op)
+    statuses = [m["payload"]["data"]["jobProgress"]["job"]["status"] for m in messages if m["type"] == "next"]
+    assert statuses[-1] == "SUCCEEDED" and messages[-1]["type"] == "complete"
