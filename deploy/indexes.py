@@ -170,6 +170,11 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
         # The `jobs` field pages forward only.
         await _pages(partial(desk.list, user, statuses=status, kinds=job_kind), backward=False)
 
+    for status, job_kind in itertools.product(statuses, job_kinds):
+        await _pages(
+            partial(desk.list, member, statuses=status, kinds=job_kind, team_id=team.doc.id), backward=False
+        )
+
     ledger = UsageLedger(docs)
     start, end = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC) + timedelta(days=1)
     for actor, user_id in ((user, None), (user, user.id), (admin, None), (admin, user.id)):

@@ -158,10 +158,15 @@ class JobDesk:
         *,
         statuses: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
+        team_id: str | None = None,
     ) -> Page:
-        """The caller's jobs, newest first."""
+        """The caller's jobs (or, with `team_id`, a team's, for its members), newest first."""
         who = require_active(actor)
         filters = [Filter("owner_id", "==", who.id)]
+        if team_id is not None:
+            if who.team_role(team_id) is None and not who.user.is_admin:
+                raise not_found("team", team_id)
+            filters = [Filter("team_id", "==", team_id)]
         if statuses is not None:
             if not statuses:
                 raise bad_input("filter.statuses", "statuses must not be empty")

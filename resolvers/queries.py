@@ -114,6 +114,7 @@ async def jobs(
         PageRequest(first=first, after=after),
         statuses=[s.value for s in given.statuses] if given.statuses is not None else None,
         kinds=[k.value for k in given.kinds] if given.kinds is not None else None,
+        team_id=decode_id(given.team_id, "Team", "filter.teamId") if given.team_id else None,
     )
     return job_connection(page)
 

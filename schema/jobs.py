@@ -194,6 +194,9 @@ class JobConnection:
 class JobFilter:
     statuses: list[JobStatus] | None = None
     kinds: list[JobKind] | None = None
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A team's jobs instead of the caller's; its members only."
+    )
 
 
 @strawberry.type(description="One event a subscription delivers: the job as it is now.")

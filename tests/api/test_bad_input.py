@@ -229,6 +229,7 @@ CASES: dict[str, Case] = {
     "jobs-no-statuses": at(jobs(filter={"statuses": []}), "filter.statuses"),
     "jobs-unknown-status": at(jobs(filter={"statuses": ["DONE"]}), "filter.statuses"),
     "jobs-no-kinds": at(jobs(filter={"kinds": []}), "filter.kinds"),
+    "jobs-team-id-malformed": at(jobs(filter={"teamId": NOT_BASE64}), "filter.teamId"),
     # usage
     "usage-to-before-from": at(usage(**{"from": DAY_2, "to": DAY_1}), "query.to"),
     "usage-to-equals-from": at(usage(to=DAY_1), "query.to"),

@@ -214,6 +214,10 @@ async def test_editors_generate_into_the_team_and_every_member_sees_the_work(
         )
         assert listed["assets"]["totalCount"] == 1
         assert (await member.data("query($id: ID!) { job(id: $id) { id } }", {"id": job["id"]}))["job"]
+        jobs = await member.data(
+            "query($t: ID!) { jobs(filter: {teamId: $t}) { totalCount } }", {"t": team_id}
+        )
+        assert jobs["jobs"]["totalCount"] == 1
     assert (
         await code_of(stranger, "query($id: ID!) { asset(id: $id) { id } }", {"id": asset_id}) == "NOT_FOUND"
     )
@@ -223,9 +227,14 @@ async def test_editors_generate_into_the_team_and_every_member_sees_the_work(
         )
         == "NOT_FOUND"
     )
+    team_jobs = "query($t: ID!) { jobs(filter: {teamId: $t}) { totalCount } }"
+    assert await code_of(stranger, team_jobs, {"t": team_id}) == "NOT_FOUND"
     titled = 'mutation($id: ID!) { updateAsset(id: $id, title: "ours") { title } }'
     assert (await user.data(titled, {"id": asset_id}))["updateAsset"]["title"] == "ours"  # team owner edits
     assert await code_of(reader, titled, {"id": asset_id}) == "FORBIDDEN"  # team viewer reads only
+    cancel = "mutation($id: ID!) { cancelJob(id: $id) { id } }"
+    assert await code_of(reader, cancel, {"id": job["id"]}) == "FORBIDDEN"
+    assert await code_of(user, cancel, {"id": job["id"]}) == "CONFLICT"  # allowed, but already finished
 
 
 async def test_team_viewers_and_outsiders_cannot_generate_into_a_team(
