@@ -37,6 +37,8 @@ from domain.ports import (
 )
 from domain.requests import InputLimits
 from domain.runner import JobRunner
+from domain.sharing import Sharing
+from domain.teams import Teams, team_roles
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -264,6 +266,8 @@ def build_services(settings: Settings) -> Services:
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
     result_cache = build_result_cache(settings, docs)
+    library = Library(docs, max_page_size=settings.max_page_size)
+    teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     return Services(
         settings=settings,
         docs=docs,
@@ -282,7 +286,7 @@ def build_services(settings: Settings) -> Services:
             webhooks=build_webhook_urls(settings),
             cache=result_cache,
         ),
-        library=Library(docs, max_page_size=settings.max_page_size),
+        library=library,
         ledger=UsageLedger(docs),
         jobs_hub=DocumentHub(docs, JOBS),
         audit=audit,
@@ -296,6 +300,8 @@ def build_services(settings: Settings) -> Services:
                 max_active=settings.api_key_max_active, max_lifetime=timedelta(days=settings.api_key_max_days)
             ),
         ),
+        teams=teams,
+        sharing=Sharing(docs, library, directory, teams, audit),
     )
 
 
@@ -303,9 +309,14 @@ def build_authenticator(services: Services) -> Authenticator:
     api_keys = ApiKeySignIn(services.docs, services.directory, audit=services.audit)
     services.api_keys.on_revoked(api_keys.forget_key)
     authenticator = Authenticator(
-        services.identity, services.directory, audit=services.audit, api_keys=api_keys
+        services.identity,
+        services.directory,
+        audit=services.audit,
+        api_keys=api_keys,
+        team_roles=partial(team_roles, services.docs),
     )
     services.admin.on_user_changed(authenticator.forget)
+    services.teams.on_membership_changed(authenticator.forget)
     return authenticator
 
 

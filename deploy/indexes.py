@@ -2,7 +2,8 @@
 
 Runs the studio's read paths on a throwaway embedded store — the asset library with every filter
 and sort the API offers, paged both ways, with its total count; the job list; usage reports; the
-lease sweeper; API keys; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
+lease sweeper; API keys; webhook deliveries; the queue's watch; the myJobs subscription; teams, their
+members and libraries, and what is shared — records every read, replays the reads
 through the Firestore adapter to see what it would send, and prints the composite indexes Firestore
 needs for them:
 
@@ -47,6 +48,8 @@ from domain.jobs import JobKind
 from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
 from domain.pages import Page, PageRequest
 from domain.runner import JobRunner
+from domain.sharing import Sharing
+from domain.teams import TeamRole, Teams, team_roles
 from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
 from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
@@ -90,8 +93,9 @@ async def _until_watched(docs: RecordingDocStore, start: int, task: asyncio.Task
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def _library(library: Library, owner: Actor, model: str) -> None:
-    """Every kind of filter the `assets` field offers, alone and together, under every sort."""
+async def _library(library: Library, owner: Actor, model: str, **scope: Any) -> None:
+    """Every kind of filter the `assets` field offers, alone and together, under every sort, over one
+    scope (the caller's own assets, a team's, or those shared with the caller)."""
     now = datetime.now(UTC)
     after, before = (now - timedelta(days=1)).isoformat(), (now + timedelta(days=1)).isoformat()
     kinds: Sequence[list[str] | None] = (None, ["IMAGE"], list(KINDS))  # all kinds: no filter at all
@@ -110,7 +114,13 @@ async def _library(library: Library, owner: Actor, model: str) -> None:
         kinds, models, created, words, (False, True)
     ):
         given = AssetFilter(
-            kinds=kind, model=model_id, created_after=start, created_before=end, deleted=deleted, **word
+            kinds=kind,
+            model=model_id,
+            created_after=start,
+            created_before=end,
+            deleted=deleted,
+            **word,
+            **scope,
         )
         for sort in sorts:
             await _pages(partial(library.list, owner, given, sort))
@@ -143,11 +153,29 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
 
     await _library(library, user, settings.model_image)
 
+    # Teams: the Actor's memberships, a team's members, its library, and what others shared.
+    teams = Teams(docs, directory, AuditLog(docs))
+    team = await teams.create(user, "Lighthouse keepers", RequestInfo("indexes"))
+    await teams.add_member(user, team.doc.id, "admin@example.com", TeamRole.EDITOR, RequestInfo("indexes"))
+    member = Actor(user.user, teams=await team_roles(docs, user.id))
+    await _pages(partial(teams.members, team), backward=False)
+    team_job = await desk.submit(member, JobKind.IMAGE, {"prompt": "a keeper's lamp"}, team_id=team.doc.id)
+    await runner.run(team_job.id)
+    sharing = Sharing(docs, library, directory, teams, AuditLog(docs))
+    await sharing.share(member, page.items[0].id, RequestInfo("indexes"), with_email="admin@example.com")
+    await _library(library, member, settings.model_image, team_id=team.doc.id)
+    await _library(library, admin, settings.model_image, shared_with_me=True)
+
     statuses: Sequence[list[str] | None] = (None, ["QUEUED"], ["QUEUED", "RUNNING", "SUCCEEDED"])
     job_kinds: Sequence[list[str] | None] = (None, ["IMAGE"], ["IMAGE", "TEXT"])
     for status, job_kind in itertools.product(statuses, job_kinds):
         # The `jobs` field pages forward only.
         await _pages(partial(desk.list, user, statuses=status, kinds=job_kind), backward=False)
+
+    for status, job_kind in itertools.product(statuses, job_kinds):
+        await _pages(
+            partial(desk.list, member, statuses=status, kinds=job_kind, team_id=team.doc.id), backward=False
+        )
 
     ledger = UsageLedger(docs)
     start, end = datetime.now(UTC) - timedelta(days=30), datetime.now(UTC) + timedelta(days=1)
@@ -155,6 +183,10 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
         for groups in ((), GROUPS):
             await ledger.report(actor, start, end, list(groups), user_id)
     await ledger.totals(user.id, start, end)
+    for groups in ((), GROUPS):
+        await ledger.report(member, start, end, list(groups), None, team.doc.id)
+        await ledger.report(member, start, end, list(groups), admin.id, team.doc.id)
+    await ledger.team_totals(team.doc.id, start, end)
 
     audit = AuditLog(docs)
     admin_desk = Admin(docs, directory, audit)

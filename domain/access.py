@@ -116,7 +116,10 @@ def can_read(actor: Actor, data: Mapping[str, Any]) -> bool:
 
 
 def can_edit(actor: Actor, data: Mapping[str, Any]) -> bool:
-    """Owners and admins change an object; viewers never do."""
+    """Owners, admins and the owning team's OWNERs and EDITORs change an object; viewers never do."""
     if actor.user.role is Role.VIEWER:
         return False
-    return actor.user.is_admin or data.get("owner_id") == actor.id
+    if actor.user.is_admin or data.get("owner_id") == actor.id:
+        return True
+    team_id = data.get("team_id")
+    return bool(team_id) and actor.team_role(str(team_id)) in ("OWNER", "EDITOR")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from domain.access import Actor
@@ -34,9 +35,11 @@ class Authenticator:
         cache_size: int = 10_000,
         audit: AuditLog | None = None,
         api_keys: ApiKeySignIn | None = None,
+        team_roles: Callable[[str], Awaitable[Mapping[str, str]]] | None = None,
     ) -> None:
         self._audit = audit
         self._keys = api_keys
+        self._team_roles = team_roles
         self._identity = identity
         self._directory = directory
         self._ttl = cache_seconds
@@ -102,7 +105,8 @@ class Authenticator:
             if error.code is ErrorCode.UNAUTHENTICATED:
                 await self._refused(user_id, error, request)
             raise
-        actor = Actor(user=user, via="token")
+        teams = await self._team_roles(user.id) if self._team_roles is not None else {}
+        actor = Actor(user=user, via="token", teams=teams)
         left = (identity.expires_at - utcnow()).total_seconds()
         if self._ttl > 0 and left > 0:
             self._cache[token] = (now + min(self._ttl, left), actor, identity.expires_at)
@@ -112,7 +116,8 @@ class Authenticator:
         return actor, identity.expires_at
 
     def forget(self, user_id: str | None = None) -> None:
-        """Drop the cached actors (tokens and API keys) of one user, or of everyone (after changes made here)."""
+        """Drop the cached actors (tokens and API keys) of one user, or of everyone (after changes made
+        in this process: role, status, revocation, team membership)."""
         if self._keys is not None:
             self._keys.forget(user_id)
         if user_id is None:

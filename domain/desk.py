@@ -10,7 +10,7 @@ from domain.access import Actor, can_read, require_active, require_generate
 from domain.assets import ASSETS
 from domain.catalog import Catalog
 from domain.clock import new_id, now_iso
-from domain.errors import bad_input, conflict, not_found
+from domain.errors import bad_input, conflict, forbidden, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import (
@@ -67,6 +67,7 @@ class JobDesk:
         idempotency_key: str | None = None,
         webhook: Mapping[str, Any] | None = None,
         use_cache: bool = True,
+        team_id: str | None = None,
     ) -> Document:
         """Validate, check the referenced assets, then create the job and hand it to the queue.
 
@@ -75,8 +76,11 @@ class JobDesk:
         kept on the job; it is called when the job reaches one of its events. A deterministic
         request made before (domain.request_cache) is answered at once by a job already SUCCEEDED,
         `cached`, at no cost, unless `use_cache` is False.
+        With a `team_id` the job and its assets belong to that team (its OWNERs and EDITORs only).
         """
         who = require_generate(actor)
+        if team_id is not None:
+            check_team_generation(who, team_id)
         key = (
             idempotency.check_key(idempotency_key, "input.idempotencyKey")
             if idempotency_key is not None
@@ -98,7 +102,7 @@ class JobDesk:
             "parameters": checked.parameters,
             "asset_refs": checked.asset_refs,
             "owner_id": who.id,
-            "team_id": None,
+            "team_id": team_id,
             "attempts": 0,
             "cached": False,
             "cost_usd": 0.0,
@@ -110,7 +114,9 @@ class JobDesk:
             "finished_at": None,
             "webhook": hook,
         }
-        cache_key = request_key(kind, checked.model.id, checked.input) if use_cache and self._cache else None
+        # Results made for a team (or filed into a collection) belong there: such requests always generate.
+        cacheable = use_cache and self._cache is not None and team_id is None
+        cache_key = request_key(kind, checked.model.id, checked.input) if cacheable else None
         if cache_key is not None:
             data["cache_key"] = cache_key
             hit = await self._cached(who, cache_key)
@@ -126,7 +132,9 @@ class JobDesk:
                     started_at=now,
                     finished_at=now,
                 )
-        print_ = idempotency.fingerprint([kind.value, checked.model.id, checked.input])
+        print_ = idempotency.fingerprint(
+            [kind.value, checked.model.id, checked.input, *([team_id] if team_id else [])]
+        )
         doc, made = await self._create(who, data, key, print_)
         if made and not data["cached"]:
             await self._queue.enqueue(doc.id)
@@ -189,10 +197,10 @@ class JobDesk:
         return await self._webhooks.check(webhook, "input.webhook")
 
     async def get(self, actor: Actor | None, job_id: str) -> Document:
-        """A job its owner (or an admin) may see; NOT_FOUND for everyone else."""
+        """A job its owner, its team's members (or an admin) may see; NOT_FOUND for everyone else."""
         who = require_active(actor)
         doc = await self._docs.get(JOBS, job_id)
-        if doc is None or not (who.user.is_admin or doc.data.get("owner_id") == who.id):
+        if doc is None or not may_see_job(who, doc.data):
             raise not_found("job", job_id)
         return doc
 
@@ -203,10 +211,15 @@ class JobDesk:
         *,
         statuses: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
+        team_id: str | None = None,
     ) -> Page:
-        """The caller's jobs, newest first."""
+        """The caller's jobs (or, with `team_id`, a team's, for its members), newest first."""
         who = require_active(actor)
         filters = [Filter("owner_id", "==", who.id)]
+        if team_id is not None:
+            if who.team_role(team_id) is None and not who.user.is_admin:
+                raise not_found("team", team_id)
+            filters = [Filter("team_id", "==", team_id)]
         if statuses is not None:
             if not statuses:
                 raise bad_input("filter.statuses", "statuses must not be empty")
@@ -221,7 +234,12 @@ class JobDesk:
 
     async def cancel(self, actor: Actor | None, job_id: str) -> Document:
         """QUEUED or RUNNING → CANCELLED; the worker running it sees the change and stops."""
-        await self.get(actor, job_id)
+        seen = await self.get(actor, job_id)
+        who = require_active(actor)
+        team_id = seen.data.get("team_id")
+        if seen.data.get("owner_id") != who.id and not who.user.is_admin:
+            if team_id is None or who.team_role(str(team_id)) not in ("OWNER", "EDITOR"):
+                raise forbidden("Only the team's owners and editors may cancel its jobs.")
 
         async def move(tx: Transaction) -> None:
             current = await tx.get(JOBS, job_id)
@@ -249,6 +267,24 @@ class JobDesk:
         if doc is None:
             raise not_found("job", job_id)
         return doc
+
+
+def check_team_generation(who: Actor, team_id: str) -> None:
+    """Team OWNERs and EDITORs generate into a team; its VIEWERs (and admins outside it) may not."""
+    role = who.team_role(team_id)
+    if role is None and not who.user.is_admin:
+        raise not_found("team", team_id)
+    if role not in ("OWNER", "EDITOR"):
+        raise forbidden("Only the team's owners and editors may generate into it.")
+
+
+def may_see_job(who: Actor, data: Mapping[str, Any]) -> bool:
+    team_id = data.get("team_id")
+    return (
+        who.user.is_admin
+        or data.get("owner_id") == who.id
+        or (bool(team_id) and who.team_role(str(team_id)) is not None)
+    )
 
 
 def job_of(doc: Document) -> Job:

@@ -20,6 +20,7 @@ from domain.clock import now_iso
 from domain.errors import bad_input, forbidden, not_found
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, Order
+from domain.visibility import library_scope
 
 SORT_FIELDS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "BYTES": "bytes"}
 KINDS = ("IMAGE", "VIDEO", "TEXT")
@@ -35,6 +36,8 @@ class AssetFilter:
     tags: Sequence[str] | None = None
     favorite: bool | None = None
     deleted: bool = False
+    team_id: str | None = None  # a team's assets instead of the caller's own
+    shared_with_me: bool = False  # assets others shared with the caller
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,10 @@ class Library:
     async def list(
         self, actor: Actor | None, filters: AssetFilter, sort: AssetSort, page: PageRequest
     ) -> Page:
-        """The caller's own assets, filtered, sorted and paged."""
+        """The caller's own assets (or a team's, or those shared with the caller), filtered, sorted and paged."""
         who = require_active(actor)
         conditions: list[Filter] = [
-            Filter("owner_id", "==", who.id),
+            *library_scope(who, team_id=filters.team_id, shared_with_me=filters.shared_with_me),
             Filter("deleted", "==", filters.deleted),
         ]
         if filters.kinds is not None:

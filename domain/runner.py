@@ -317,7 +317,10 @@ class JobRunner:
                 "updated_at": now,
                 "deleted": False,
                 "deleted_at": None,
-                "readers": [f"user:{data['owner_id']}"],
+                "readers": [
+                    f"user:{data['owner_id']}",
+                    *([f"team:{data['team_id']}"] if data.get("team_id") else []),
+                ],
             }
             asset["search_terms"] = asset_terms(asset)
             assets.append((asset_id, asset))

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from domain.access import Actor, require_active
 from domain.clock import to_iso
-from domain.errors import bad_input, forbidden
+from domain.errors import bad_input, forbidden, not_found
 from domain.ports import DocStore, Filter, Increment, Query, Transaction
+from domain.teams import TEAM_MEMBERS
+from domain.visibility import may_see_private
 
 USAGE = "usage_daily"
 GROUPS = ("DAY", "MONTH", "USER", "TEAM", "MODEL", "KIND")
@@ -52,8 +55,10 @@ class UsageReport:
     totals: UsageTotals
 
 
-def usage_doc_id(user_id: str, day: str, model: str, kind: str) -> str:
-    return f"{user_id}|{day}|{model}|{kind}"
+def usage_doc_id(user_id: str, day: str, model: str, kind: str, team_id: str | None = None) -> str:
+    """One counter per user, day, model and kind, and per team for work done in a team."""
+    base = f"{user_id}|{day}|{model}|{kind}"
+    return f"{base}|{team_id}" if team_id else base
 
 
 async def book_usage(
@@ -70,7 +75,7 @@ async def book_usage(
 
     Must be called before any write in the transaction (it reads first).
     """
-    doc_id = usage_doc_id(user_id, day, model, kind)
+    doc_id = usage_doc_id(user_id, day, model, kind, team_id)
     existing = await tx.get(USAGE, doc_id)
     if existing is None:
         tx.create(
@@ -103,6 +108,16 @@ def job_counts(kind: str, *, succeeded: bool, units: dict[str, float], cost: flo
     return counts
 
 
+def check_team_usage(who: Actor, team_id: str) -> None:
+    """A team's usage is for its OWNERs and administrators; other members get FORBIDDEN, others NOT_FOUND."""
+    role = who.team_role(team_id)
+    if who.user.is_admin or role == "OWNER":
+        return
+    if role is None:
+        raise not_found("team", team_id)
+    raise forbidden("Only the team's owners may read its usage.")
+
+
 class UsageLedger:
     """Usage reports for a caller (or, for admins, anyone)."""
 
@@ -113,6 +128,15 @@ class UsageLedger:
         report = await self._report([Filter("user_id", "==", user_id)], start, end, [])
         return report.totals
 
+    async def team_totals(self, team_id: str, start: datetime, end: datetime) -> UsageTotals:
+        """A team's usage; the caller checks first that it is the team's owner or an admin."""
+        report = await self._report([Filter("team_id", "==", team_id)], start, end, [])
+        return report.totals
+
+    async def may_see_user(self, actor: Actor, user_id: str) -> bool:
+        """The user themself, administrators, and owners of a team the user belongs to."""
+        return await may_see_private(actor, user_id, partial(self._docs.get_many, TEAM_MEMBERS))
+
     async def report(
         self,
         actor: Actor | None,
@@ -120,17 +144,24 @@ class UsageLedger:
         end: datetime,
         group_by: Sequence[str],
         user_id: str | None = None,
+        team_id: str | None = None,
     ) -> UsageReport:
+        """The caller's usage; administrators: anyone's or everyone's; team owners: their team's and
+        their members'."""
         who = require_active(actor)
-        if user_id is not None and user_id != who.id and not who.user.is_admin:
-            raise forbidden("Only administrators may read other users' usage.")
+        if team_id is not None:
+            check_team_usage(who, team_id)
+        if user_id is not None and not await self.may_see_user(who, user_id):
+            raise forbidden("Only administrators and the user's team owners may read other users' usage.")
         for group in group_by:
             if group not in GROUPS:
                 raise bad_input("query.groupBy", f"unknown group {group}")
         filters: list[Filter] = []
+        if team_id is not None:
+            filters.append(Filter("team_id", "==", team_id))
         if user_id is not None:
             filters.append(Filter("user_id", "==", user_id))
-        elif not who.user.is_admin:
+        elif not who.user.is_admin and team_id is None:
             filters.append(Filter("user_id", "==", who.id))
         return await self._report(filters, start, end, list(dict.fromkeys(group_by)))
 

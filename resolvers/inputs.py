@@ -73,6 +73,11 @@ def upscale_input(data: UpscaleImageInput) -> dict[str, Any]:
     }
 
 
+def team_ref(value: str | None) -> str | None:
+    """The team a job is made for; a malformed id is bad input, another type's id a missing team."""
+    return decode_id(value, "Team", "input.teamId") if value is not None else None
+
+
 def webhook_input(data: WebhookInput | None) -> dict[str, Any] | None:
     if data is None:
         return None

@@ -7,7 +7,7 @@ from strawberry.types import Info
 
 from domain.admin import RequestInfo
 from domain.jobs import JobKind
-from resolvers.inputs import image_input, text_input, upscale_input, video_input, webhook_input
+from resolvers.inputs import image_input, team_ref, text_input, upscale_input, video_input, webhook_input
 from schema.assets import Asset
 from schema.context import StudioContext
 from schema.jobs import GenerateImageInput, GenerateTextInput, GenerateVideoInput, Job, UpscaleImageInput
@@ -26,6 +26,7 @@ async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
         use_cache=input.cache is not False,
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 
@@ -38,6 +39,7 @@ async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
         use_cache=input.cache is not False,
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 
@@ -50,6 +52,7 @@ async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
         use_cache=input.cache is not False,
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 
@@ -62,6 +65,7 @@ async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
         idempotency_key=input.idempotency_key,
         webhook=webhook_input(input.webhook),
         use_cache=input.cache is not False,
+        team_id=team_ref(input.team_id),
     )
     return Job.from_doc(doc)
 

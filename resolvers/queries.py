@@ -73,6 +73,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         from schema.apikeys import ApiKey  # the schema module imports resolvers
 
         return ApiKey.of(await api_key(info, id))
+    if type_name == "Team":
+        from resolvers.teams import team
+
+        return await team(info, id)
     raise StudioError(ErrorCode.NOT_FOUND, f"{id} not found")
 
 
@@ -96,6 +100,8 @@ async def assets(
         tags=given.tags,
         favorite=given.favorite,
         deleted=given.deleted,
+        team_id=decode_id(given.team_id, "Team", "filter.teamId") if given.team_id else None,
+        shared_with_me=bool(given.shared_with_me),
     )
     domain_sort = DomainAssetSort(order.field.value, order.direction is SortDirection.DESC)
     page = await info.context.services.library.list(
@@ -113,18 +119,17 @@ async def jobs(
         PageRequest(first=first, after=after),
         statuses=[s.value for s in given.statuses] if given.statuses is not None else None,
         kinds=[k.value for k in given.kinds] if given.kinds is not None else None,
+        team_id=decode_id(given.team_id, "Team", "filter.teamId") if given.team_id else None,
     )
     return job_connection(page)
 
 
 async def usage(info: Ctx, query: UsageQuery) -> UsageReport:
     user_id = decode_id(query.user_id, "User", "query.userId") if query.user_id else None
-    if query.team_id:
-        decode_id(query.team_id, "Team", "query.teamId")
-        raise StudioError(ErrorCode.NOT_FOUND, f"Team {query.team_id} not found")  # teams are not offered yet
+    team_id = decode_id(query.team_id, "Team", "query.teamId") if query.team_id else None
     groups = [group.value for group in (query.group_by or [])]
     report = await info.context.services.ledger.report(
-        info.context.actor, query.from_, query.to, groups, user_id
+        info.context.actor, query.from_, query.to, groups, user_id, team_id
     )
     return UsageReport.of(report)
 

@@ -12,6 +12,8 @@ from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue, ResultCache
+from domain.sharing import Sharing
+from domain.teams import Teams
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -38,3 +40,5 @@ class Services:
     forecast: QueueForecast
     result_cache: ResultCache | None
     api_keys: ApiKeys
+    teams: Teams
+    sharing: Sharing

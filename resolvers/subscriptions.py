@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 from strawberry.types import Info
 
 from domain.access import Actor, require_active
+from domain.desk import may_see_job
 from domain.errors import not_found
 from domain.jobs import JOBS
 from domain.jobs import JobStatus as DomainJobStatus
@@ -23,7 +24,7 @@ _VISIBLE = ("status", "progress", "stage", "message", "eta_seconds", "asset_ids"
 
 
 def _may_see(actor: Actor, doc: Document | None) -> bool:
-    return doc is not None and (actor.user.is_admin or doc.data.get("owner_id") == actor.id)
+    return doc is not None and may_see_job(actor, doc.data)
 
 
 def _fingerprint(doc: Document) -> tuple[object, ...]:

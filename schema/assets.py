@@ -16,6 +16,7 @@ from schema.scalars import JSON, MediaKind, moment
 
 if TYPE_CHECKING:
     from schema.jobs import Job
+    from schema.teams import Team
     from schema.users import User
 
 
@@ -117,6 +118,14 @@ class Asset(Node):
             raise RuntimeError("asset owner is missing")
         return User.from_doc(doc)
 
+    @strawberry.field(description="The team the asset was made in; null for personal assets.")
+    async def team(
+        self, info: Info[StudioContext, None]
+    ) -> Annotated[Team, strawberry.lazy("schema.teams")] | None:
+        from schema.teams import team_of
+
+        return await team_of(info, self._get("team_id"))
+
     @strawberry.field
     def tags(self) -> list[str]:
         return list(self._get("tags") or [])
@@ -196,6 +205,14 @@ class AssetFilter:
     created_before: datetime | None = None
     model: str | None = None
     deleted: bool = strawberry.field(default=False, description="true: the caller's trash.")
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A team's assets (made in it or shared with it); its members only."
+    )
+    shared_with_me: bool | None = strawberry.field(
+        default=None,
+        description="true: assets other people shared with the caller directly (shareAsset withUserEmail), "
+        "instead of the caller's own. Not with teamId.",
+    )
 
 
 @strawberry.enum

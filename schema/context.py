@@ -13,6 +13,7 @@ from domain.access import Actor
 from domain.assets import ASSETS
 from domain.jobs import JOBS
 from domain.ports import Document
+from domain.teams import TEAM_MEMBERS, TEAMS
 from domain.users import USERS
 
 if TYPE_CHECKING:
@@ -40,6 +41,15 @@ class Loaders:
     @cached_property
     def assets(self) -> DataLoader[str, Document | None]:
         return self._make(ASSETS)
+
+    @cached_property
+    def teams(self) -> DataLoader[str, Document | None]:
+        return self._make(TEAMS)
+
+    @cached_property
+    def team_members(self) -> DataLoader[str, Document | None]:
+        """Membership documents by `<team id>:<user id>` (who may see whose private fields)."""
+        return self._make(TEAM_MEMBERS)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -18,6 +18,9 @@ from schema.context import StudioContext
 from schema.nodes import Node, PageInfo, encode_id
 from schema.scalars import JSON, ErrorCode, JobKind, JobStatus, moment
 from schema.users import User
+
+if TYPE_CHECKING:
+    from schema.teams import Team
 
 
 @strawberry.type
@@ -157,6 +160,14 @@ class Job(Node):
             raise RuntimeError("job owner is missing")
         return User.from_doc(doc)
 
+    @strawberry.field(description="The team the job works for; null for personal jobs.")
+    async def team(
+        self, info: Info[StudioContext, None]
+    ) -> Annotated[Team, strawberry.lazy("schema.teams")] | None:
+        from schema.teams import team_of
+
+        return await team_of(info, self._job.team_id)
+
     @strawberry.field
     def created_at(self) -> datetime:
         return moment(self._job.created_at)  # type: ignore[return-value]
@@ -197,6 +208,9 @@ class JobConnection:
 class JobFilter:
     statuses: list[JobStatus] | None = None
     kinds: list[JobKind] | None = None
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A team's jobs instead of the caller's; its members only."
+    )
 
 
 @strawberry.type(description="One event a subscription delivers: the job as it is now.")
@@ -222,6 +236,9 @@ class GenerateImageInput:
     count: int | None = strawberry.field(default=1, description="1..4 images in one job.")
     seed: int | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
@@ -247,6 +264,9 @@ class GenerateVideoInput:
     first_frame_asset_id: strawberry.ID | None = None
     last_frame_asset_id: strawberry.ID | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
@@ -265,6 +285,9 @@ class GenerateTextInput:
     model: str | None = None
     temperature: float | None = 0.7
     max_output_tokens: int | None = 1024
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
@@ -281,6 +304,9 @@ class UpscaleImageInput:
     asset_id: strawberry.ID
     factor: int | None = strawberry.field(default=2, description="2 or 4")
     model: str | None = None
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."

@@ -21,6 +21,8 @@ from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
 from schema.scalars import JobStatus
+from schema.team_roots import TeamMutation, TeamQuery
+from schema.teams import Team
 from schema.usage import UsageReport
 from schema.users import AuditEventConnection, User
 
@@ -78,8 +80,8 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery, ApiKeyQuery))
-Mutation = merge_types("Mutation", (CoreMutation, ApiKeyMutation))
+Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery))
+Mutation = merge_types("Mutation", (CoreMutation, ApiKeyMutation, TeamMutation))
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 
@@ -88,7 +90,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Asset, Job, ApiKey],
+        types=[User, Asset, Job, ApiKey, Team],
         execution_context_class=StudioExecutionContext,
         extensions=[
             ErrorFormatter,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -12,10 +12,14 @@ from domain.access import require_active
 from domain.errors import forbidden
 from domain.ports import Document
 from domain.users import User as DomainUser
+from domain.visibility import may_see_private
 from schema.context import StudioContext
 from schema.nodes import Node, PageInfo, encode_id
 from schema.scalars import JSON, Role, UserStatus, moment
 from schema.usage import UsageTotals
+
+if TYPE_CHECKING:
+    from schema.teams import TeamMembership
 
 
 @strawberry.type(description="A person using the studio.")
@@ -30,14 +34,28 @@ class User(Node):
     def of(cls, user: DomainUser) -> User:
         return cls(id=encode_id("User", user.id), _user=user)
 
-    @strawberry.field(description="Visible to the user themselves and to administrators.")
-    def email(self, info: Info[StudioContext, None]) -> str:
+    @strawberry.field(
+        description="Visible to the user themselves, owners of their teams and administrators; "
+        "FORBIDDEN for everyone else."
+    )
+    async def email(self, info: Info[StudioContext, None]) -> str:
         actor = info.context.actor
         if actor is not None and actor.id == self._user.id:
             return self._user.email  # even while PENDING or BLOCKED: `me` shows who is waiting
-        if actor is None or not require_active(actor).user.is_admin:
-            raise forbidden("Only the user and administrators may see this email address.")
+        if actor is None or not await _may_see_private(info, self._user.id):
+            raise forbidden("Only the user, their team owners and administrators may see this email address.")
         return self._user.email
+
+    @strawberry.field(
+        description="The person's teams: all of them for themselves and administrators, "
+        "otherwise the teams the caller shares with them."
+    )
+    async def teams(
+        self, info: Info[StudioContext, None]
+    ) -> list[Annotated[TeamMembership, strawberry.lazy("schema.teams")]]:
+        from schema.teams import memberships_of
+
+        return await memberships_of(info, self._user.id)
 
     @strawberry.field
     def display_name(self) -> str | None:
@@ -65,18 +83,24 @@ class User(Node):
     def last_seen_at(self) -> datetime | None:
         return moment(self._user.last_seen_at)
 
-    @strawberry.field(description="Totals over [from, to); visible to the user and administrators.")
+    @strawberry.field(
+        description="Totals over [from, to); visible to the user, owners of their teams and administrators."
+    )
     async def usage(
         self,
         info: Info[StudioContext, None],
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> UsageTotals:
-        actor = require_active(info.context.actor)
-        if actor.id != self._user.id and not actor.user.is_admin:
-            raise forbidden("Only the user and administrators may see this usage.")
+        if not await _may_see_private(info, self._user.id):
+            raise forbidden("Only the user, their team owners and administrators may see this usage.")
         totals = await info.context.services.ledger.totals(self._user.id, from_, to)
         return UsageTotals.of(totals)
+
+
+async def _may_see_private(info: Info[StudioContext, None], user_id: str) -> bool:
+    actor = require_active(info.context.actor)
+    return await may_see_private(actor, user_id, info.context.loaders.team_members.load_many)
 
 
 @strawberry.type(description="One audited action: an admin change, a denied attempt, a refused sign-in.")

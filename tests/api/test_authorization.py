@@ -37,14 +37,20 @@ ACTORS = (
     "stranger",
     "admin",
     "owner",
+    "team_member",
 )
 SIGNED_OUT = {"anonymous": UNAUTHENTICATED, "garbage_token": UNAUTHENTICATED, "forged_token": UNAUTHENTICATED}
 NOT_APPROVED = {"pending": FORBIDDEN, "blocked": FORBIDDEN}
 REASONS = {"pending": "approval", "blocked": "blocked"}
 
 
-def row(*, viewer: str, stranger: str, admin: str, owner: str) -> dict[str, str]:
-    """Signed-out callers and unapproved accounts are refused everywhere except `me`."""
+def row(
+    *, viewer: str, stranger: str, admin: str, owner: str, team_member: str | None = None
+) -> dict[str, str]:
+    """Signed-out callers and unapproved accounts are refused everywhere except `me`.
+
+    `team_member` is an EDITOR of the owner's team; outside that team they are a stranger, so
+    their outcome is the stranger's unless the row says otherwise."""
     return {
         **SIGNED_OUT,
         **NOT_APPROVED,
@@ -52,11 +58,14 @@ def row(*, viewer: str, stranger: str, admin: str, owner: str) -> dict[str, str]
         "stranger": stranger,
         "admin": admin,
         "owner": owner,
+        "team_member": stranger if team_member is None else team_member,
     }
 
 
 # Every id-taking field targets the owner's objects: a finished text job, a finished image asset,
 # the owner's user id. "stranger" and "viewer" are other people; "admin" may read everyone's.
+# The owner also owns a team in which "team_member" is an EDITOR (and a leaver a VIEWER), with a
+# finished image made in the team: the team fields target those.
 EXPECTED: dict[str, dict[str, str]] = {
     # Query
     "node": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
@@ -68,6 +77,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "stranger": OK,
         "admin": OK,
         "owner": OK,
+        "team_member": OK,
     },
     "models": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
     "asset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
@@ -92,6 +102,20 @@ EXPECTED: dict[str, dict[str, str]] = {
     "apiKeys": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
     "createApiKey": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
     "revokeApiKey": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    # Teams and sharing (team management: owners only; admins see teams but do not manage them)
+    "team": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK, team_member=OK),
+    "createTeam": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "addTeamMember": row(
+        viewer=NOT_FOUND, stranger=NOT_FOUND, admin=FORBIDDEN, owner=OK, team_member=FORBIDDEN
+    ),
+    "setTeamMemberRole": row(
+        viewer=NOT_FOUND, stranger=NOT_FOUND, admin=FORBIDDEN, owner=OK, team_member=FORBIDDEN
+    ),
+    "removeTeamMember": row(
+        viewer=NOT_FOUND, stranger=NOT_FOUND, admin=FORBIDDEN, owner=OK, team_member=FORBIDDEN
+    ),
+    "shareAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK, team_member=OK),  # team asset
+    "unshareAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK, team_member=OK),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -108,6 +132,11 @@ class World:
     asset_id: str
     bystander_id: str
     api_key_id: str = ""
+    bystander_email: str = ""
+    team_id: str = ""
+    team_asset_id: str = ""
+    team_member_id: str = ""
+    leaver_id: str = ""
 
     def ids(self, kind: str) -> str:
         return {
@@ -116,6 +145,11 @@ class World:
             "user": self.owner_id,
             "bystander": self.bystander_id,
             "api_key": self.api_key_id,
+            "bystander_email": self.bystander_email,
+            "team": self.team_id,
+            "team_asset": self.team_asset_id,
+            "team_member": self.team_member_id,
+            "leaver": self.leaver_id,
         }[kind]
 
 
@@ -179,6 +213,28 @@ OPERATIONS: dict[str, Operation] = {
         'mutation { createApiKey(name: "authorized?", scopes: ["read"]) { apiKey { id } } }'
     ),
     "revokeApiKey": Operation("mutation($id: ID!) { revokeApiKey(id: $id) { id } }", _on("api_key")),
+    "team": Operation("query($id: ID!) { team(id: $id) { id } }", _on("team")),
+    "createTeam": Operation('mutation { createTeam(name: "authorized?") { id } }'),
+    "addTeamMember": Operation(
+        "mutation($t: ID!, $e: String!) { addTeamMember(teamId: $t, email: $e) { id } }",
+        lambda world: {"t": world.team_id, "e": world.bystander_email},
+    ),
+    "setTeamMemberRole": Operation(
+        "mutation($t: ID!, $u: ID!) { setTeamMemberRole(teamId: $t, userId: $u, role: EDITOR) { id } }",
+        lambda world: {"t": world.team_id, "u": world.team_member_id},
+    ),
+    "removeTeamMember": Operation(
+        "mutation($t: ID!, $u: ID!) { removeTeamMember(teamId: $t, userId: $u) { id } }",
+        lambda world: {"t": world.team_id, "u": world.leaver_id},
+    ),
+    "shareAsset": Operation(
+        "mutation($id: ID!, $e: String!) { shareAsset(assetId: $id, withUserEmail: $e) { id } }",
+        lambda world: {"id": world.team_asset_id, "e": world.bystander_email},
+    ),
+    "unshareAsset": Operation(
+        "mutation($id: ID!, $u: ID!) { unshareAsset(assetId: $id, userId: $u) { id } }",
+        lambda world: {"id": world.team_asset_id, "u": world.bystander_id},
+    ),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
 }
@@ -205,6 +261,7 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
             "stranger": await new_client(studio, studio_dir, "stranger"),
             "admin": await new_client(studio, studio_dir, "admin", role="ADMIN"),
             "owner": await new_client(studio, studio_dir, "owner"),
+            "team_member": await new_client(studio, studio_dir, "team_member"),
         }
         owner = clients["owner"]
         assert owner.token is not None
@@ -216,20 +273,38 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
             "query($id: ID!) { job(id: $id) { assets { id } } me { id } }", {"id": image["id"]}
         )
         bystander = await new_client(studio, studio_dir, "bystander")
-        bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
         key = await owner.data('mutation { createApiKey(name: "matrix") { apiKey { id } } }')
         every_scope = await owner.data(
             'mutation { createApiKey(name: "matrix, every scope", scopes: ["read", "write", "generate"]) '
             "{ secret } }"
         )
         clients["owner_key"] = KeyClient(studio.base_url, every_scope["createApiKey"]["secret"])
+        seen = (await bystander.data("{ me { id email } }"))["me"]
+        team_id = (await owner.data('mutation { createTeam(name: "The owner\'s team") { id } }'))[
+            "createTeam"
+        ]["id"]
+        add = "mutation($t: ID!, $e: String!, $r: TeamRole!) { addTeamMember(teamId: $t, email: $e, role: $r) { id } }"
+        member, leaver = clients["team_member"], await new_client(studio, studio_dir, "leaver")
+        joined = {}
+        for client, role in ((member, "EDITOR"), (leaver, "VIEWER")):
+            who = (await client.data("{ me { id email } }"))["me"]
+            await owner.data(add, {"t": team_id, "e": who["email"], "r": role})
+            joined[role] = who["id"]
+        team_job = await submit(owner, "generateImage", {"prompt": "the team's picture", "teamId": team_id})
+        await wait_for_jobs(owner)
+        made = await owner.data("query($id: ID!) { job(id: $id) { assets { id } } }", {"id": team_job["id"]})
         return World(
             clients,
             found["me"]["id"],
             job["id"],
             found["job"]["assets"][0]["id"],
-            bystander_id,
-            key["createApiKey"]["apiKey"]["id"],
+            seen["id"],
+            api_key_id=key["createApiKey"]["apiKey"]["id"],
+            bystander_email=seen["email"],
+            team_id=team_id,
+            team_asset_id=made["job"]["assets"][0]["id"],
+            team_member_id=joined["EDITOR"],
+            leaver_id=joined["VIEWER"],
         )
 
     return run(build())

@@ -67,6 +67,7 @@ BY_ID = {
     "cancelJob": "mutation($id: ID!) { cancelJob(id: $id) { id } }",
     "updateAsset": UPDATE,
     "revokeApiKey": "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+    "team": "query($id: ID!) { team(id: $id) { id } }",
 }
 USERS = "query($status: UserStatus, $first: Int, $after: String) { users(status: $status, first: $first, after: $after) { id } }"
 AUDIT_LOG = """query($action: String, $actorId: ID, $first: Int, $after: String) {
@@ -80,6 +81,23 @@ REVOKE = "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }"
 SOMEONE = gid("User", "someone")
 CREATE_KEY = """mutation($name: String!, $scopes: [String!], $expiresAt: DateTime) {
   createApiKey(name: $name, scopes: $scopes, expiresAt: $expiresAt) { apiKey { id } }
+}"""
+A_TEAM = gid("Team", "someteam")
+CREATE_TEAM = "mutation($name: String!) { createTeam(name: $name) { id } }"
+ADD_MEMBER = """mutation($teamId: ID!, $email: String!, $role: TeamRole!) {
+  addTeamMember(teamId: $teamId, email: $email, role: $role) { id }
+}"""
+SET_MEMBER_ROLE = """mutation($teamId: ID!, $userId: ID!, $role: TeamRole!) {
+  setTeamMemberRole(teamId: $teamId, userId: $userId, role: $role) { id }
+}"""
+REMOVE_MEMBER = (
+    "mutation($teamId: ID!, $userId: ID!) { removeTeamMember(teamId: $teamId, userId: $userId) { id } }"
+)
+SHARE = """mutation($assetId: ID!, $withUserEmail: String, $withTeamId: ID) {
+  shareAsset(assetId: $assetId, withUserEmail: $withUserEmail, withTeamId: $withTeamId) { id }
+}"""
+UNSHARE = """mutation($assetId: ID!, $userId: ID, $teamId: ID) {
+  unshareAsset(assetId: $assetId, userId: $userId, teamId: $teamId) { id }
 }"""
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
 MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
@@ -219,6 +237,7 @@ CASES: dict[str, Case] = {
     "jobs-no-statuses": at(jobs(filter={"statuses": []}), "filter.statuses"),
     "jobs-unknown-status": at(jobs(filter={"statuses": ["DONE"]}), "filter.statuses"),
     "jobs-no-kinds": at(jobs(filter={"kinds": []}), "filter.kinds"),
+    "jobs-team-id-malformed": at(jobs(filter={"teamId": NOT_BASE64}), "filter.teamId"),
     # usage
     "usage-to-before-from": at(usage(**{"from": DAY_2, "to": DAY_1}), "query.to"),
     "usage-to-equals-from": at(usage(to=DAY_1), "query.to"),
@@ -279,6 +298,78 @@ CASES: dict[str, Case] = {
     "createApiKey-expires-without-zone": Case(
         "createApiKey", CREATE_KEY, {"name": "k", "expiresAt": "2099-01-01T00:00:00"}, "expiresAt"
     ),
+    # teams and sharing: refused as bad input before membership or ownership is checked
+    "image-team-id-malformed": at(image(teamId=NOT_BASE64), "input.teamId"),
+    "video-team-id-without-type": at(video(teamId=NO_TYPE), "input.teamId"),
+    "text-team-id-not-an-id": at(text(teamId=True), "input.teamId"),
+    "upscale-team-id-malformed": at(upscale(teamId=NOT_BASE64), "input.teamId"),
+    "assets-team-id-malformed": at(assets(filter={"teamId": NOT_BASE64}), "filter.teamId"),
+    "assets-shared-with-me-not-a-boolean": at(assets(filter={"sharedWithMe": "yes"}), "filter.sharedWithMe"),
+    "assets-shared-with-me-and-team": at(
+        assets(filter={"sharedWithMe": True, "teamId": A_TEAM}), "filter.sharedWithMe"
+    ),
+    "createTeam-empty-name": Case("createTeam", CREATE_TEAM, {"name": "  "}, "name"),
+    "createTeam-name-too-long": Case("createTeam", CREATE_TEAM, {"name": "n" * 101}, "name"),
+    "createTeam-name-with-control-characters": Case("createTeam", CREATE_TEAM, {"name": "a\x00b"}, "name"),
+    "addTeamMember-team-id-malformed": Case(
+        "addTeamMember",
+        ADD_MEMBER,
+        {"teamId": NOT_BASE64, "email": "a@example.com", "role": "VIEWER"},
+        "teamId",
+    ),
+    "addTeamMember-not-an-email": Case(
+        "addTeamMember", ADD_MEMBER, {"teamId": A_TEAM, "email": "nobody", "role": "VIEWER"}, "email"
+    ),
+    "addTeamMember-unknown-role": Case(
+        "addTeamMember", ADD_MEMBER, {"teamId": A_TEAM, "email": "a@example.com", "role": "BOSS"}, "role"
+    ),
+    "setTeamMemberRole-team-id-without-type": Case(
+        "setTeamMemberRole",
+        SET_MEMBER_ROLE,
+        {"teamId": NO_TYPE, "userId": SOMEONE, "role": "EDITOR"},
+        "teamId",
+    ),
+    "setTeamMemberRole-user-id-malformed": Case(
+        "setTeamMemberRole",
+        SET_MEMBER_ROLE,
+        {"teamId": A_TEAM, "userId": NOT_BASE64, "role": "EDITOR"},
+        "userId",
+    ),
+    "setTeamMemberRole-unknown-role": Case(
+        "setTeamMemberRole", SET_MEMBER_ROLE, {"teamId": A_TEAM, "userId": SOMEONE, "role": "ADMIN"}, "role"
+    ),
+    "removeTeamMember-team-id-malformed": Case(
+        "removeTeamMember", REMOVE_MEMBER, {"teamId": NOT_BASE64, "userId": SOMEONE}, "teamId"
+    ),
+    "removeTeamMember-user-id-not-an-id": Case(
+        "removeTeamMember", REMOVE_MEMBER, {"teamId": A_TEAM, "userId": 2.5}, "userId"
+    ),
+    "shareAsset-asset-id-malformed": Case(
+        "shareAsset", SHARE, {"assetId": NOT_BASE64, "withUserEmail": "a@example.com"}, "assetId"
+    ),
+    "shareAsset-not-an-email": Case(
+        "shareAsset", SHARE, {"assetId": TEXT_ASSET, "withUserEmail": "at@"}, "withUserEmail"
+    ),
+    "shareAsset-no-target": Case("shareAsset", SHARE, {"assetId": TEXT_ASSET}, "withUserEmail"),
+    "shareAsset-team-id-malformed": Case(
+        "shareAsset", SHARE, {"assetId": TEXT_ASSET, "withTeamId": NO_TYPE}, "withTeamId"
+    ),
+    "shareAsset-two-targets": Case(
+        "shareAsset",
+        SHARE,
+        {"assetId": TEXT_ASSET, "withUserEmail": "a@example.com", "withTeamId": A_TEAM},
+        "withTeamId",
+    ),
+    "unshareAsset-asset-id-without-type": Case(
+        "unshareAsset", UNSHARE, {"assetId": NO_TYPE, "userId": SOMEONE}, "assetId"
+    ),
+    "unshareAsset-user-id-malformed": Case(
+        "unshareAsset", UNSHARE, {"assetId": TEXT_ASSET, "userId": NOT_BASE64}, "userId"
+    ),
+    "unshareAsset-team-id-not-an-id": Case(
+        "unshareAsset", UNSHARE, {"assetId": TEXT_ASSET, "teamId": False}, "teamId"
+    ),
+    "unshareAsset-no-target": Case("unshareAsset", UNSHARE, {"assetId": TEXT_ASSET}, "userId"),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")
