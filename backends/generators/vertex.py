@@ -443,7 +443,10 @@ class VertexGenerator:
         video: types.Video | None
         if request.operation_id:
             # An earlier run of this job started the operation: follow it, never start (and bill) another.
-            operation, video = types.GenerateVideosOperation(name=request.operation_id), None
+            operation, video = (
+                types.GenerateVideosOperation.model_validate({"name": request.operation_id}),
+                None,
+            )
             log.info("resuming a Veo operation", extra={"model": model, "operation": request.operation_id})
         else:
             # Not idempotent: resubmitting after a lost answer could start (and bill) a second video.
