@@ -137,9 +137,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if tasks_endpoint_enabled(settings):
         from endpoints.tasks import TASKS_PATH
 
-        routes.append(
-            Route(TASKS_PATH, build_task_endpoint(services, build_runner(services)), methods=["POST"])
-        )
+        endpoint = build_task_endpoint(services, build_runner(services))
+        routes.append(Route(TASKS_PATH, endpoint.handle, methods=["POST"]))
     if settings.blobs == "local":
         from backends.blobs.localfs import files_route
 

@@ -52,7 +52,8 @@ class TaskEndpoint:
         self._verify = verify
         self._deliveries = deliveries
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
+        """The route handler (a method: Starlette would take a callable instance for an ASGI app)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _refuse(401, "a bearer OIDC token is required")
