@@ -113,6 +113,9 @@ class JobDesk:
             if found is None:
                 raise not_found("job", earlier or job_id)
             if earlier is not None:
+                # Its first enqueue may have failed; enqueueing twice is one delivery.
+                if found.data.get("status") == "QUEUED":
+                    await self._queue.enqueue(found.id, attempt=int(found.data.get("attempts", 0)))
                 return found
             doc = found
         await self._queue.enqueue(doc.id)
