@@ -8,6 +8,7 @@ import asyncio
 import signal
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from schema.nodes import decode_id
@@ -100,6 +101,12 @@ async def test_deliveries_without_the_invokers_valid_token_are_refused_and_touch
     for name, (token, status) in refusals.items():
         response = await standin.deliver(task, token=token)
         assert response.status_code == status, (name, response.text)
+
+    async with httpx.AsyncClient(timeout=10) as http:  # the invoker's token, but a body naming no job
+        response = await http.post(
+            task.http_request["url"], json={}, headers={"Authorization": f"Bearer {standin.oidc_token(task)}"}
+        )
+    assert (response.status_code, response.json()["outcome"]) == (200, "ignored"), "a retry cannot fix it"
 
     untouched = await job(client, submitted["id"])
     assert (untouched["status"], untouched["attempts"], untouched["assets"]) == ("QUEUED", 0, [])
