@@ -209,9 +209,12 @@ def _tasks_identity(settings: Settings) -> tuple[str, str]:
     """The worker URL and the invoker service account Cloud Tasks deliveries are made with."""
     if not settings.cloudtasks_worker_url:
         raise SettingsError("Cloud Tasks delivery needs GENMEDIA_CLOUDTASKS_WORKER_URL")
-    if not settings.cloudtasks_service_account:
-        raise SettingsError("Cloud Tasks delivery needs GENMEDIA_CLOUDTASKS_SERVICE_ACCOUNT")
-    return settings.cloudtasks_worker_url, settings.cloudtasks_service_account
+    if not settings.cloudtasks_worker_url.startswith(("https://", "http://")):
+        raise SettingsError("invalid setting GENMEDIA_CLOUDTASKS_WORKER_URL: expected an http(s) URL")
+    account = settings.cloudtasks_service_account or ""
+    if "@" not in account:
+        raise SettingsError("Cloud Tasks delivery needs GENMEDIA_CLOUDTASKS_SERVICE_ACCOUNT (an email)")
+    return settings.cloudtasks_worker_url, account
 
 
 def tasks_endpoint_enabled(settings: Settings) -> bool:
