@@ -27,7 +27,14 @@ from endpoints.graphql_ws import GraphQLWebSocket
 from middleware.body_limit import BodyLimitMiddleware
 from middleware.response_headers import ResponseHeadersMiddleware
 from schema.root import build_schema
-from wiring import build_authenticator, build_rate_limits, build_runner, build_services
+from wiring import (
+    build_authenticator,
+    build_rate_limits,
+    build_runner,
+    build_services,
+    build_task_endpoint,
+    tasks_endpoint_enabled,
+)
 
 log = logging.getLogger("genmedia.app")
 SUBSCRIPTION_WATCHES = Gauge(
@@ -115,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await asyncio.gather(workers, return_exceptions=True)
             await services.jobs_hub.close()
             await services.docs.close()
-            for adapter in (services.blobs, services.generator):
+            for adapter in (services.blobs, services.generator, services.queue):
                 close = getattr(adapter, "close", None)
                 if close is not None:
                     await close()
@@ -127,6 +134,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/graphql", graphql_http, methods=["GET", "POST"]),
         WebSocketRoute("/v1/graphql", graphql_ws),
     ]
+    if tasks_endpoint_enabled(settings):
+        from endpoints.tasks import TASKS_PATH
+
+        endpoint = build_task_endpoint(services, build_runner(services))
+        routes.append(Route(TASKS_PATH, endpoint.handle, methods=["POST"]))
     if settings.blobs == "local":
         from backends.blobs.localfs import files_route
 

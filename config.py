@@ -54,6 +54,17 @@ class Settings(BaseSettings):
         "us-central1",
         validation_alias=AliasChoices("GOOGLE_CLOUD_LOCATION", "GENMEDIA_GOOGLE_CLOUD_LOCATION"),
     )
+    # GENMEDIA_QUEUE=cloudtasks: the queue jobs are enqueued to, and the worker endpoint it calls
+    cloudtasks_queue: str = "genmedia-jobs"
+    cloudtasks_location: str | None = None  # default GOOGLE_CLOUD_LOCATION
+    cloudtasks_project: str | None = None  # default GOOGLE_CLOUD_PROJECT
+    cloudtasks_worker_url: str | None = None  # https://<worker service>/internal/tasks/run
+    cloudtasks_service_account: str | None = None  # the invoker account the OIDC token names
+    cloudtasks_audience: str | None = None  # the OIDC token's audience; default the worker URL
+    cloudtasks_api_endpoint: str = "https://cloudtasks.googleapis.com"
+    cloudtasks_certs_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    cloudtasks_dispatch_deadline_seconds: int = Field(1800, ge=15, le=1800)
+    tasks_endpoint: bool | None = None  # serve /internal/tasks/run; default: when GENMEDIA_QUEUE=cloudtasks
     vertex_base_url: str | None = None  # another Vertex AI endpoint, called with static credentials
     vertex_timeout_seconds: float = Field(120.0, gt=0)
     vertex_video_timeout_seconds: float = Field(900.0, gt=0)

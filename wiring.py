@@ -38,6 +38,7 @@ from domain.ports import (
 from domain.requests import InputLimits
 from domain.runner import JobRunner
 from domain.sharing import Sharing
+from domain.task_delivery import TaskDeliveries
 from domain.teams import Teams, team_roles
 from domain.usage import UsageLedger
 from domain.users import Directory
@@ -47,6 +48,7 @@ from subscriptions.hub import DocumentHub
 
 if TYPE_CHECKING:
     from backends.identity.local import LocalIssuer
+    from endpoints.tasks import TaskEndpoint
 
 log = logging.getLogger("genmedia.wiring")
 
@@ -190,7 +192,58 @@ def build_queue(settings: Settings, docs: DocStore) -> JobQueue:
         from backends.queue.docstore import DocstoreQueue
 
         return DocstoreQueue(docs)
-    raise SettingsError(f"GENMEDIA_QUEUE={settings.queue} is not available in this build yet")
+    from backends.queue.cloudtasks import CloudTasksQueue
+
+    project = settings.cloudtasks_project or settings.google_cloud_project
+    if not project:
+        raise SettingsError(
+            "GENMEDIA_QUEUE=cloudtasks needs GOOGLE_CLOUD_PROJECT (or GENMEDIA_CLOUDTASKS_PROJECT)"
+        )
+    worker_url, account = _tasks_identity(settings)
+    return CloudTasksQueue(
+        project=project,
+        location=settings.cloudtasks_location or settings.google_cloud_location,
+        queue=settings.cloudtasks_queue,
+        worker_url=worker_url,
+        service_account=account,
+        audience=settings.cloudtasks_audience,
+        api_endpoint=settings.cloudtasks_api_endpoint,
+        dispatch_deadline_seconds=settings.cloudtasks_dispatch_deadline_seconds,
+    )
+
+
+def _tasks_identity(settings: Settings) -> tuple[str, str]:
+    """The worker URL and the invoker service account Cloud Tasks deliveries are made with."""
+    if not settings.cloudtasks_worker_url:
+        raise SettingsError("Cloud Tasks delivery needs GENMEDIA_CLOUDTASKS_WORKER_URL")
+    if not settings.cloudtasks_worker_url.startswith(("https://", "http://")):
+        raise SettingsError("invalid setting GENMEDIA_CLOUDTASKS_WORKER_URL: expected an http(s) URL")
+    account = settings.cloudtasks_service_account or ""
+    if "@" not in account:
+        raise SettingsError("Cloud Tasks delivery needs GENMEDIA_CLOUDTASKS_SERVICE_ACCOUNT (an email)")
+    return settings.cloudtasks_worker_url, account
+
+
+def tasks_endpoint_enabled(settings: Settings) -> bool:
+    if settings.tasks_endpoint is not None:
+        return settings.tasks_endpoint
+    return settings.queue == "cloudtasks"
+
+
+def build_task_endpoint(services: Services, runner: JobRunner) -> TaskEndpoint:
+    """`/internal/tasks/run`: OIDC-verified Cloud Tasks deliveries, run by `runner`."""
+    from backends.identity.google_oidc import GoogleOidcVerifier
+    from endpoints.tasks import TaskEndpoint
+
+    settings = services.settings
+    worker_url, account = _tasks_identity(settings)
+    verifier = GoogleOidcVerifier(
+        audience=settings.cloudtasks_audience or worker_url,
+        service_account=account,
+        certs_url=settings.cloudtasks_certs_url,
+    )
+    deliveries = TaskDeliveries(services.docs, runner, max_attempts=settings.job_max_attempts)
+    return TaskEndpoint(verifier.verify, deliveries)
 
 
 def build_webhook_sender(settings: Settings) -> WebhookSender:
@@ -335,6 +388,7 @@ def build_runner(services: Services) -> JobRunner:
         webhooks=build_webhooks(services, worker_id),
         cache=services.result_cache,
         cache_ttl_seconds=settings.request_cache_ttl_seconds,
+        queue=services.queue,  # the sweeper re-enqueues what it recovers (Cloud Tasks needs a new task)
     )
 
 

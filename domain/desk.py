@@ -138,6 +138,9 @@ class JobDesk:
         doc, made = await self._create(who, data, key, print_)
         if made and not data["cached"]:
             await self._queue.enqueue(doc.id)
+        elif not made and doc.data.get("status") == JobStatus.QUEUED.value:
+            # An idempotent replay: the first enqueue may have failed; enqueueing twice is one delivery.
+            await self._queue.enqueue(doc.id, attempt=int(doc.data.get("attempts", 0)))
         return doc
 
     async def _create(

@@ -257,6 +257,10 @@ class GenerationRequest:
     first_frame: InputMedia | None = None
     last_frame: InputMedia | None = None
     references: Sequence[InputMedia] = ()
+    # An upstream operation an earlier run of this job started (see Progress.operation_id):
+    # generators that run long operations resume it instead of starting, and paying for, another.
+    # Generators without such operations ignore it.
+    operation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,10 @@ class Progress:
     stage: str
     eta_seconds: float | None = None
     message: str | None = None
+    # Set on the report a generator makes as soon as it has started an upstream operation (a Veo
+    # video): the runner stores it on the job before the generator goes on, so a re-run after a
+    # crash passes it back as GenerationRequest.operation_id.
+    operation_id: str | None = None
 
 
 ProgressReporter = Callable[[Progress], Awaitable[None]]
@@ -293,7 +301,11 @@ ProgressReporter = Callable[[Progress], Awaitable[None]]
 @runtime_checkable
 class Generator(Protocol):
     """Makes media. Raises StudioError with CONTENT_BLOCKED, UPSTREAM_UNAVAILABLE, ... on failure;
-    cancellation arrives as asyncio cancellation of the call."""
+    cancellation arrives as asyncio cancellation of the call.
+
+    A generator that starts a billed long-running upstream operation reports its id
+    (`Progress.operation_id`) as soon as it has one, and given `GenerationRequest.operation_id`
+    follows that operation to its end instead of starting a new one."""
 
     async def generate(self, request: GenerationRequest, report: ProgressReporter) -> GenerationResult:
         """Generate, calling `report` as work advances."""
@@ -309,12 +321,15 @@ JobHandler = Callable[[str], Awaitable[None]]
 class JobQueue(Protocol):
     """Hands job ids to workers. Delivery may repeat: the domain's conditional claim makes it safe."""
 
-    async def enqueue(self, job_id: str) -> None:
-        """Make the job's id reach a worker."""
+    async def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
+        """Make the job's id reach a worker. `attempt` is how many times the job was claimed before:
+        enqueueing the same (job, attempt) twice is one delivery; a job re-queued after a lost lease
+        is enqueued again with its new attempt count."""
         ...
 
     async def serve(self, handler: JobHandler, *, concurrency: int) -> None:
-        """Pull-style queues: feed `handler` until cancelled. Push-style queues return at once."""
+        """Pull-style queues: feed `handler` until cancelled. Push-style queues (which deliver to an
+        HTTP endpoint instead) just wait until cancelled, so a worker's sweeper keeps running."""
         ...
 
 

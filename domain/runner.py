@@ -31,6 +31,7 @@ from domain.ports import (
     GenerationResult,
     Generator,
     InputMedia,
+    JobQueue,
     Progress,
     Query,
     ResultCache,
@@ -67,10 +68,13 @@ class JobRunner:
         on_finished: FinishedHook | None = None,
         cache: ResultCache | None = None,
         cache_ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        queue: JobQueue | None = None,
     ) -> None:
         self._on_finished = on_finished
         self._cache = cache
         self._cache_ttl = cache_ttl_seconds
+        # Told about jobs the sweeper re-queues: a push queue (Cloud Tasks) must deliver them anew.
+        self._queue = queue
         self._docs = docs
         self._blobs = blobs
         self._generator = generator
@@ -122,27 +126,54 @@ class JobRunner:
         moved = 0
         for doc in stale:
 
-            async def recover(tx: Transaction, job_id: str = doc.id) -> bool:
+            async def recover(tx: Transaction, job_id: str = doc.id) -> bool | None:
+                """True: re-queued; False: failed for good; None: nothing to recover."""
                 current = await tx.get(JOBS, job_id)
                 if current is None or current.data.get("status") != "RUNNING":
-                    return False
+                    return None
                 if (current.data.get("lease_expires_at") or "") >= now_iso():
-                    return False
+                    return None
                 if int(current.data.get("attempts", 0)) >= self._max_attempts:
                     await self._book_failure(tx, current.data)
                     changes = self._failure_changes(_LOST_TOO_OFTEN)
                     tx.update(JOBS, job_id, changes)
                     record_event(tx, job_id, {**current.data, **changes})
-                else:
-                    tx.update(
-                        JOBS, job_id, _requeue_changes("The worker running this job stopped; retrying.")
-                    )
+                    return False
+                tx.update(JOBS, job_id, _requeue_changes("The worker running this job stopped; retrying."))
                 return True
 
-            if await self._docs.run_transaction(recover):
+            requeued = await self._docs.run_transaction(recover)
+            if requeued is not None:
                 moved += 1
                 log.warning("lease expired; job recovered", extra={"job_id": doc.id})
+                if requeued and self._queue is not None:
+                    attempt = int(doc.data.get("attempts", 0))
+                    try:
+                        await self._queue.enqueue(doc.id, attempt=attempt)
+                    except Exception:  # the job is QUEUED: a later delivery or sweep still finds it
+                        log.warning("re-enqueueing a recovered job failed", extra={"job_id": doc.id})
         return moved
+
+    async def abandon(self, job_id: str, error: StudioError) -> bool:
+        """Fail a QUEUED job that will not be delivered again (its deliveries ran out); False when
+        the job is not QUEUED (it finished, or another delivery runs it)."""
+
+        async def give_up(tx: Transaction) -> bool:
+            current = await tx.get(JOBS, job_id)
+            if current is None or current.data.get("status") != JobStatus.QUEUED.value:
+                return False
+            await self._book_failure(tx, current.data)
+            changes = self._failure_changes(error)
+            tx.update(JOBS, job_id, changes)
+            record_event(tx, job_id, {**current.data, **changes})
+            return True
+
+        if not await self._docs.run_transaction(give_up):
+            return False
+        doc = await self._docs.get(JOBS, job_id)
+        if doc is not None:
+            self._finished(doc.data["kind"], JobStatus.FAILED.value, doc.data["model"], 0.0)
+        return True
 
     # ------------------------------------------------------------ claim and lease
 
@@ -226,16 +257,16 @@ class JobRunner:
             # Progress never goes back, and 1.0 is reserved for the final transition.
             best = max(best, min(max(progress.fraction, 0.0), 0.99))
             eta = progress.eta_seconds
-            await self._write_if_ours(
-                job.id,
-                {
-                    "progress": round(best, 4),
-                    "stage": progress.stage,
-                    "message": progress.message,
-                    "eta_seconds": None if eta is None else max(0, round(eta)),
-                    "updated_at": now_iso(),
-                },
-            )
+            changes: dict[str, Any] = {
+                "progress": round(best, 4),
+                "stage": progress.stage,
+                "message": progress.message,
+                "eta_seconds": None if eta is None else max(0, round(eta)),
+                "updated_at": now_iso(),
+            }
+            if progress.operation_id:  # stored before the generator goes on: a re-run resumes it
+                changes["operation_id"] = progress.operation_id
+            await self._write_if_ours(job.id, changes)
 
         result = await self._generator.generate(request, report)
         log.info(
@@ -271,6 +302,7 @@ class JobRunner:
             first_frame=media.get("first_frame", [None])[0],
             last_frame=media.get("last_frame", [None])[0],
             references=tuple(media.get("references", ())),
+            operation_id=data.get("operation_id"),
         )
 
     # ------------------------------------------------------------ endings

@@ -18,16 +18,25 @@ class Pacer:
     """
 
     def __init__(
-        self, report: ProgressReporter, planned_seconds: float, fail_at: float | None = None
+        self,
+        report: ProgressReporter,
+        planned_seconds: float,
+        fail_at: float | None = None,
+        *,
+        elapsed: float = 0.0,
     ) -> None:
         self._report = report
         self._planned = max(0.0, planned_seconds)
         self._fail_at = fail_at
-        self._start = time.monotonic()
+        # A resumed operation started `elapsed` seconds ago: the steps already due come at once.
+        self._start = time.monotonic() - max(0.0, elapsed)
         self._last = -1.0
 
-    async def step(self, fraction: float, stage: str, message: str | None = None) -> None:
-        """Wait until `fraction` is due, then report it; fractions must strictly increase up to 1."""
+    async def step(
+        self, fraction: float, stage: str, message: str | None = None, *, operation_id: str | None = None
+    ) -> None:
+        """Wait until `fraction` is due, then report it (with the operation just started, if any);
+        fractions must strictly increase up to 1."""
         if not self._last < fraction <= 1.0:
             raise ValueError(f"progress must strictly increase within 0..1: {self._last} -> {fraction}")
         if self._fail_at is not None and self._fail_at <= fraction < 1.0:
@@ -39,7 +48,7 @@ class Pacer:
             if delay > 0:
                 await asyncio.sleep(delay)
         self._last = fraction
-        await self._report(Progress(fraction, stage, self._eta(fraction), message))
+        await self._report(Progress(fraction, stage, self._eta(fraction), message, operation_id))
 
     def _eta(self, fraction: float) -> float | None:
         if fraction >= 1.0:

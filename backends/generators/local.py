@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -43,6 +44,10 @@ _IMAGE_SECONDS, _EXTRA_IMAGE_SECONDS = 1.5, 0.25
 _VIDEO_BASE_SECONDS, _VIDEO_SECONDS_PER_SECOND = 4.0, 0.25
 _TEXT_SECONDS, _UPSCALE_SECONDS = 1.0, 1.0
 
+# A local "operation" is its seed and start time (Unix ms): resuming it renders the same clip, with
+# progress as far along as the time since that start says, and starts nothing new.
+_OPERATION_PREFIX = "local-video"
+
 _Handler = Callable[[GenerationRequest, ProgressReporter, float | None], Awaitable[GenerationResult]]
 
 
@@ -61,6 +66,7 @@ class LocalGenerator:
         self._speed = speed
         self._fail_rate = fail_rate
         self._rng = random.Random(rng_seed)
+        self.operations_started = 0  # video operations begun (not resumed) by this instance
 
     async def generate(self, request: GenerationRequest, report: ProgressReporter) -> GenerationResult:
         """Generate the media `request` asks for, calling `report` as work advances."""
@@ -82,9 +88,15 @@ class LocalGenerator:
         fail_at = fail_point if roll < self._fail_rate else None
         return await handler(request, report, fail_at)
 
-    def _pacer(self, report: ProgressReporter, seconds_at_speed_1: float, fail_at: float | None) -> Pacer:
+    def _pacer(
+        self,
+        report: ProgressReporter,
+        seconds_at_speed_1: float,
+        fail_at: float | None,
+        elapsed: float = 0.0,
+    ) -> Pacer:
         planned = seconds_at_speed_1 / self._speed if self._speed > 0 else 0.0
-        return Pacer(report, planned, fail_at)
+        return Pacer(report, planned, fail_at, elapsed=elapsed)
 
     def _seed(self, seed: int | None) -> int:
         return seed if seed is not None else self._rng.getrandbits(63)
@@ -124,12 +136,22 @@ class LocalGenerator:
         duration = int_param(params, "duration_seconds", 8, 1, 60, "durationSeconds")
         aspect = choice_param(params, "aspect_ratio", "16:9", VIDEO_SIZES, "aspectRatio")
         with_audio = bool_param(params, "generate_audio", "generateAudio")
-        seed = self._seed(optional_int(params, "seed", "seed"))
+        resumed = _parse_operation(request.operation_id)
+        if resumed is not None:
+            seed, started_ms = resumed
+            elapsed = max(0.0, time.time() - started_ms / 1000)
+        else:
+            seed, started_ms, elapsed = self._seed(optional_int(params, "seed", "seed")), None, 0.0
         width, height = VIDEO_SIZES[aspect]
         frame_count = duration * _video.FPS
-        pacer = self._pacer(report, _VIDEO_BASE_SECONDS + _VIDEO_SECONDS_PER_SECOND * duration, fail_at)
+        planned = _VIDEO_BASE_SECONDS + _VIDEO_SECONDS_PER_SECOND * duration
+        pacer = self._pacer(report, planned, fail_at, elapsed)
 
-        await pacer.step(0.0, "starting")
+        operation = None
+        if started_ms is None:
+            self.operations_started += 1
+            operation = f"{_OPERATION_PREFIX}:{seed}:{round(time.time() * 1000)}"
+        await pacer.step(0.0, "starting", operation_id=operation)
         first, last, reference = await asyncio.gather(
             asyncio.to_thread(decode_media, request.first_frame, "firstFrameAssetId"),
             asyncio.to_thread(decode_media, request.last_frame, "lastFrameAssetId"),
@@ -217,6 +239,19 @@ class LocalGenerator:
         return GenerationResult(
             [GeneratedMedia(data, "image/png", upscaled.width, upscaled.height)], {"images": 1}
         )
+
+
+def _parse_operation(operation_id: str | None) -> tuple[int, int] | None:
+    """(seed, start in Unix ms) of a local operation id; None for no id or another generator's."""
+    if not operation_id:
+        return None
+    parts = operation_id.split(":")
+    if len(parts) != 3 or parts[0] != _OPERATION_PREFIX:
+        return None
+    try:
+        return int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
 
 
 def _draw_image(

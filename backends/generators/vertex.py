@@ -440,10 +440,21 @@ class VertexGenerator:
             operation = await client.aio.models.generate_videos(model=model, source=source, config=config)
             return operation, _settle(model, operation)
 
-        # Not idempotent: resubmitting after a lost answer could start (and bill) a second video.
-        operation, video = await self._caller.call(
-            model, "predictLongRunning", submit, timeout=self._timeouts.call_seconds, idempotent=False
-        )
+        video: types.Video | None
+        if request.operation_id:
+            # An earlier run of this job started the operation: follow it, never start (and bill) another.
+            operation, video = (
+                types.GenerateVideosOperation.model_validate({"name": request.operation_id}),
+                None,
+            )
+            log.info("resuming a Veo operation", extra={"model": model, "operation": request.operation_id})
+        else:
+            # Not idempotent: resubmitting after a lost answer could start (and bill) a second video.
+            operation, video = await self._caller.call(
+                model, "predictLongRunning", submit, timeout=self._timeouts.call_seconds, idempotent=False
+            )
+            if operation.name:
+                await progress.started(operation.name)
         while video is None:
             elapsed = time.monotonic() - started
             if elapsed > self._timeouts.video_seconds:
@@ -532,6 +543,12 @@ class _Progress:
         if fraction >= 1.0:
             eta = 0.0
         await self._report(Progress(fraction, stage, None if eta is None else round(eta, 3), message))
+
+    async def started(self, operation_id: str) -> None:
+        """Report the upstream operation just started (a step up, so it is never dropped): the runner
+        stores its id before polling begins."""
+        self._last = fraction = round(min(max(self._last, 0.0) + 0.01, _VIDEO_CAP), 4)
+        await self._report(Progress(fraction, "generating", operation_id=operation_id))
 
 
 def _settle(model: str, operation: Any) -> Any:

@@ -24,7 +24,7 @@ class DocstoreQueue:
         self._rescan = rescan_seconds
         self._wake = asyncio.Event()
 
-    async def enqueue(self, job_id: str) -> None:
+    async def enqueue(self, job_id: str, *, attempt: int = 0) -> None:
         """Nothing to send: the QUEUED document is the message. Wake local workers at once."""
         self._wake.set()
 

@@ -2,7 +2,8 @@
 #
 #   api     Firestore (its database only), the media bucket, signBlob as itself (signed URLs),
 #           enqueueing on the jobs queue.
-#   worker  Firestore (its database only), the media bucket, Vertex AI.
+#   worker  Firestore (its database only), the media bucket, Vertex AI, re-enqueueing swept jobs.
+#   tasks_invoker (tasks.tf)  invokes the tasks worker service for Cloud Tasks, nothing else.
 
 locals {
   runtime_accounts = {

@@ -37,3 +37,13 @@ output "jobs_queue" {
   description = "The Cloud Tasks queue for GENMEDIA_QUEUE=cloudtasks."
   value       = google_cloud_tasks_queue.jobs.id
 }
+
+output "tasks_invoker_service_account" {
+  description = "GENMEDIA_CLOUDTASKS_SERVICE_ACCOUNT: the account Cloud Tasks' OIDC tokens name."
+  value       = google_service_account.tasks_invoker.email
+}
+
+output "tasks_worker_url" {
+  description = "GENMEDIA_CLOUDTASKS_WORKER_URL (queue_mode = cloudtasks)."
+  value       = var.queue_mode == "cloudtasks" ? local.tasks_worker_url : null
+}

@@ -108,3 +108,20 @@ variable "webhook_secret" {
   type        = string
   default     = null
 }
+
+variable "queue_mode" {
+  description = "GENMEDIA_QUEUE: docstore (the worker pool claims QUEUED job documents) or cloudtasks (Cloud Tasks delivers each job to the tasks worker service; the worker pool then only sweeps expired leases and sends webhooks)."
+  type        = string
+  default     = "docstore"
+
+  validation {
+    condition     = contains(["docstore", "cloudtasks"], var.queue_mode)
+    error_message = "queue_mode must be docstore or cloudtasks."
+  }
+}
+
+variable "tasks_worker_max_instances" {
+  description = "Most instances of the tasks worker service (queue_mode = cloudtasks)."
+  type        = number
+  default     = 20
+}

@@ -7,6 +7,7 @@ GENERATORS that returns a fast instance of it (the suite asks for short clips an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import itertools
 import re
@@ -240,3 +241,44 @@ async def test_refused_prompt_is_content_blocked(generator: Generator) -> None:
 
     assert caught.value.code is ErrorCode.CONTENT_BLOCKED
     assert caught.value.retryable is False
+
+
+class _Crashed(Exception):
+    """The process running the generation died right after the operation id was stored."""
+
+
+def _operations_started(generator: Generator) -> int:
+    """Upstream video operations begun so far: the stand-in's predictLongRunning calls for Vertex."""
+    if isinstance(generator, LocalGenerator):
+        return generator.operations_started
+    return shared_standin().count("predictLongRunning")
+
+
+async def test_a_resumed_video_follows_its_operation_and_starts_no_other(generator: Generator) -> None:
+    request = GenerationRequest(
+        "VIDEO", "test-model", "a lantern drifting downstream", parameters={"duration_seconds": 1, "seed": 9}
+    )
+    before = _operations_started(generator)
+    stored: list[str] = []
+
+    async def crash_once_stored(progress: Progress) -> None:
+        if progress.operation_id:
+            stored.append(progress.operation_id)
+            raise _Crashed
+
+    with pytest.raises(_Crashed):
+        await generator.generate(request, crash_once_stored)
+    (operation,) = stored
+    assert _operations_started(generator) == before + 1
+
+    recorder = Recorder()
+    result = await generator.generate(dataclasses.replace(request, operation_id=operation), recorder)
+
+    [media] = result.media
+    assert media.data[4:8] == b"ftyp"
+    assert probe(media.data).duration == pytest.approx(1, abs=0.1)
+    assert result.units.get("video_seconds") == 1
+    assert _operations_started(generator) == before + 1, "resuming started a second (billed) operation"
+    assert {p.operation_id for p in recorder.reports} <= {None, operation}
+    fractions = [p.fraction for p in recorder.reports]
+    assert all(a < b for a, b in itertools.pairwise(fractions)) and fractions[-1] == 1.0

@@ -24,8 +24,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from jwt.algorithms import RSAAlgorithm
 
 CERTS_PATH = "/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+JWKS_PATH = "/oauth2/v3/certs"  # the same keys as a JSON Web Key Set, as Google's OIDC certs URL serves them
 
 Mode = Literal["ok", "error", "garbage"]
 
@@ -91,6 +93,11 @@ class CertsServer:
         return self.base_url + CERTS_PATH
 
     @property
+    def jwks_url(self) -> str:
+        """The keys as a JWKS (what https://www.googleapis.com/oauth2/v3/certs answers)."""
+        return self.base_url + JWKS_PATH
+
+    @property
     def requests(self) -> int:
         """How many GETs of the certificates URL arrived (answered or not)."""
         with self._lock:
@@ -144,6 +151,15 @@ class CertsServer:
         with self._lock:
             return {kid: key.certificate_pem for kid, key in self.keys.items()}
 
+    def key_set(self) -> dict[str, Any]:
+        with self._lock:
+            keys = list(self.keys.values())
+        entries = []
+        for key in keys:
+            jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key))
+            entries.append({**jwk, "kid": key.kid, "alg": "RS256", "use": "sig"})
+        return {"keys": entries}
+
     def _count(self) -> None:
         with self._lock:
             self._requests += 1
@@ -158,7 +174,8 @@ def _handler(ref: list[CertsServer]) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             server = ref[0]
-            if self.path.split("?", 1)[0] != CERTS_PATH:
+            path = self.path.split("?", 1)[0]
+            if path not in (CERTS_PATH, JWKS_PATH):
                 self._answer(404, b'{"error": "not found"}', {})
                 return
             server._count()
@@ -175,7 +192,8 @@ def _handler(ref: list[CertsServer]) -> type[BaseHTTPRequestHandler]:
             if server.mode == "garbage":
                 self._answer(200, server.garbage, headers)
                 return
-            self._answer(200, json.dumps(server.document(), indent=2).encode(), headers)
+            document = server.key_set() if path == JWKS_PATH else server.document()
+            self._answer(200, json.dumps(document, indent=2).encode(), headers)
 
         def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import backends.identity.firebase as firebase
+import backends.identity.google_keys as google_keys
 from backends.identity.firebase import FirebaseIdentity
 from domain.errors import ErrorCode, StudioError
 from domain.ports import IdentityProvider
@@ -79,7 +80,7 @@ def server(running_server: CertsServer, key_a: CertKey) -> CertsServer:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(firebase, "_monotonic", fake)
+    monkeypatch.setattr(google_keys, "_monotonic", fake)
     return fake
 
 
