@@ -30,8 +30,10 @@ from domain.ports import (
     RateLimiter,
     WebhookSender,
 )
+from domain.quotas import QuotaBook, QuotaLimits
 from domain.requests import InputLimits
 from domain.runner import JobRunner
+from domain.terms import Terms, TermsOfService
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -258,6 +260,8 @@ def build_services(settings: Settings) -> Services:
         auto_approve_domains=frozenset(settings.auto_approve_domains),
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
+    quotas = build_quotas(settings, docs)
+    terms = build_terms(settings, docs)
     return Services(
         settings=settings,
         docs=docs,
@@ -274,18 +278,37 @@ def build_services(settings: Settings) -> Services:
             limits=InputLimits(max_prompt_chars=settings.max_prompt_chars),
             max_page_size=settings.max_page_size,
             webhooks=build_webhook_urls(settings),
+            quotas=quotas,
+            terms=terms,
         ),
         library=Library(docs, max_page_size=settings.max_page_size),
         ledger=UsageLedger(docs),
         jobs_hub=DocumentHub(docs, JOBS),
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
+        quotas=quotas,
+        terms=terms,
     )
+
+
+def build_quotas(settings: Settings, docs: DocStore) -> QuotaBook:
+    defaults = QuotaLimits(
+        images_per_day=settings.quota_images_per_day,
+        videos_per_month=settings.quota_videos_per_month,
+        monthly_budget_usd=settings.quota_monthly_budget_usd,
+    )
+    return QuotaBook(docs, defaults)
+
+
+def build_terms(settings: Settings, docs: DocStore) -> TermsOfService:
+    current = Terms(settings.terms_version, settings.terms_url, settings.terms_published_at)
+    return TermsOfService(docs, current)
 
 
 def build_authenticator(services: Services) -> Authenticator:
     authenticator = Authenticator(services.identity, services.directory, audit=services.audit)
     services.admin.on_user_changed(authenticator.forget)
+    services.terms.on_user_changed(authenticator.forget)
     return authenticator
 
 

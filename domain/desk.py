@@ -14,7 +14,9 @@ from domain.errors import bad_input, conflict, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, JobQueue, Order, Transaction
+from domain.quotas import QuotaBook, estimated_booking, give_back
 from domain.requests import InputLimits, check_request
+from domain.terms import TermsOfService
 from domain.webhooks import WebhookUrls, record_event
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -38,7 +40,11 @@ class JobDesk:
         limits: InputLimits = InputLimits(),
         max_page_size: int = 100,
         webhooks: WebhookUrls | None = None,
+        quotas: QuotaBook | None = None,
+        terms: TermsOfService | None = None,
     ) -> None:
+        self._quotas = quotas
+        self._terms = terms
         self._docs = docs
         self._queue = queue
         self._catalog = catalog
@@ -62,6 +68,8 @@ class JobDesk:
         kept on the job; it is called when the job reaches one of its events.
         """
         who = require_generate(actor)
+        if self._terms is not None:
+            await self._terms.require_accepted(who)
         key = (
             idempotency.check_key(idempotency_key, "input.idempotencyKey")
             if idempotency_key is not None
@@ -96,16 +104,25 @@ class JobDesk:
             "webhook": hook,
         }
         job_id = new_id()
-        if key is None:
+        booking = estimated_booking(
+            kind.value, checked.model, checked.parameters, data["input"].get("prompt") or ""
+        )
+        if key is None and self._quotas is None:
             doc = await self._docs.create(JOBS, job_id, data)
         else:
             print_ = idempotency.fingerprint([kind.value, checked.model.id, checked.input])
 
             async def create_once(tx: Transaction) -> str | None:
-                earlier = await idempotency.remembered_job(tx, who.id, key, print_)
+                # A replayed key returns the first job before anything is booked: never booked twice.
+                earlier = None if key is None else await idempotency.remembered_job(tx, who.id, key, print_)
                 if earlier is None:
-                    idempotency.remember(tx, who.id, key, print_, job_id)
-                    tx.create(JOBS, job_id, data)
+                    booked = {}
+                    if self._quotas is not None:
+                        (record,) = await self._quotas.reserve(tx, who.id, [booking])
+                        booked = {"quota": record, "quota_released_at": None}
+                    if key is not None:
+                        idempotency.remember(tx, who.id, key, print_, job_id)
+                    tx.create(JOBS, job_id, {**data, **booked})
                 return earlier
 
             earlier = await self._docs.run_transaction(create_once)
@@ -190,6 +207,8 @@ class JobDesk:
                 "lease_owner": None,
                 "lease_expires_at": None,
             }
+            if status is JobStatus.QUEUED:  # never ran (or waits for a retry): nothing was made
+                changes |= give_back(tx, current.data)
             tx.update(JOBS, job_id, changes)
             record_event(tx, job_id, {**current.data, **changes})
 

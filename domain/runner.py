@@ -34,6 +34,7 @@ from domain.ports import (
     Query,
     Transaction,
 )
+from domain.quotas import release_after_failure
 from domain.usage import book_usage, job_counts
 from domain.webhooks import WebhookDispatcher, record_event
 
@@ -373,7 +374,7 @@ class JobRunner:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
                 return False
             await self._book_failure(tx, data)
-            changes = self._failure_changes(error)
+            changes = self._failure_changes(error) | release_after_failure(tx, current.data, error.code)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
             return True

@@ -10,6 +10,8 @@ from domain.catalog import Catalog
 from domain.desk import JobDesk
 from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.quotas import QuotaBook
+from domain.terms import TermsOfService
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -33,3 +35,5 @@ class Services:
     jobs_hub: DocumentHub
     audit: AuditLog
     admin: Admin
+    quotas: QuotaBook
+    terms: TermsOfService

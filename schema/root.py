@@ -19,6 +19,7 @@ from schema.errors import CachedParser, ErrorFormatter
 from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
+from schema.quota_fields import QuotaMutation, QuotaQuery
 from schema.scalars import JobStatus
 from schema.usage import UsageReport
 from schema.users import AuditEventConnection, User
@@ -77,8 +78,8 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery,))
-Mutation = merge_types("Mutation", (CoreMutation,))
+Query = merge_types("Query", (CoreQuery, QuotaQuery))
+Mutation = merge_types("Mutation", (CoreMutation, QuotaMutation))
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 

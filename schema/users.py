@@ -14,6 +14,7 @@ from domain.ports import Document
 from domain.users import User as DomainUser
 from schema.context import StudioContext
 from schema.nodes import Node, PageInfo, encode_id
+from schema.quotas import Quota
 from schema.scalars import JSON, Role, UserStatus, moment
 from schema.usage import UsageTotals
 
@@ -64,6 +65,13 @@ class User(Node):
     @strawberry.field
     def last_seen_at(self) -> datetime | None:
         return moment(self._user.last_seen_at)
+
+    @strawberry.field(description="Limits and their use; visible to the user and administrators.")
+    async def quota(self, info: Info[StudioContext, None]) -> Quota:
+        actor = info.context.actor
+        if actor is None or (actor.id != self._user.id and not require_active(actor).user.is_admin):
+            raise forbidden("Only the user and administrators may see this quota.")
+        return Quota.of(await info.context.services.quotas.use_of(self._user.id))
 
     @strawberry.field(description="Totals over [from, to); visible to the user and administrators.")
     async def usage(
