@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from domain.access import Actor, require_actor
+from domain.access import Actor, require_active
 from domain.clock import now_iso, to_iso
 from domain.errors import ErrorCode, StudioError, bad_input
 from domain.ports import DocStore, Transaction
@@ -45,11 +45,8 @@ class TermsOfService:
         self._listeners.append(listener)
 
     async def accept(self, actor: Actor | None, version: str) -> User:
-        """Record that the caller accepts `version`, which must be the current one.
-
-        Allowed to PENDING users too: accepting terms is something people do while they wait.
-        """
-        who = require_actor(actor)
+        """Record that the caller (an approved user) accepts `version`, which must be the current one."""
+        who = require_active(actor)
         if not 0 < len(version) <= MAX_VERSION_CHARS or not version.isprintable():
             raise bad_input("version", f"version must be 1 to {MAX_VERSION_CHARS} printable characters")
         if version != self.current.version:

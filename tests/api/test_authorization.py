@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import websockets
 
+from domain.terms import DEFAULT_TERMS_VERSION
 from tests.api.helpers import around_now, new_client, receive, run, submit, wait_for_jobs
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
@@ -88,6 +89,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "setUserStatus": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "setUserRole": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "revokeSessions": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    # Terms of service and quotas (setQuota targets a bystander, setting the default value)
+    "currentTerms": dict.fromkeys(ACTORS, OK),  # anyone may read the terms, even with a bad token
+    "acceptTerms": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "setQuota": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -167,6 +172,15 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "revokeSessions": Operation(
         "mutation($userId: ID!) { revokeSessions(userId: $userId) { id } }", _on("bystander", "userId")
+    ),
+    "currentTerms": Operation("{ currentTerms { version url publishedAt } }"),
+    "acceptTerms": Operation(
+        "mutation($version: String!) { acceptTerms(version: $version) { id acceptedTermsVersion } }",
+        lambda world: {"version": DEFAULT_TERMS_VERSION},
+    ),
+    "setQuota": Operation(
+        "mutation($userId: ID!) { setQuota(userId: $userId, imagesPerDay: 1000) { id } }",
+        _on("bystander", "userId"),
     ),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
