@@ -14,7 +14,7 @@ from domain.errors import bad_input, conflict, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, JobQueue, Order, Transaction
-from domain.quotas import QuotaBook, estimated_booking, give_back
+from domain.quotas import QuotaBook, booked_job_fields, estimated_booking, give_back
 from domain.requests import InputLimits, check_request
 from domain.terms import TermsOfService
 from domain.webhooks import WebhookUrls, record_event
@@ -62,6 +62,10 @@ class JobDesk:
         webhook: Mapping[str, Any] | None = None,
     ) -> Document:
         """Validate, check the referenced assets, then create the job and hand it to the queue.
+
+        The caller must have accepted the current terms (FORBIDDEN otherwise). The job's share of
+        its owner's quota is booked in the transaction that creates it (QUOTA_EXCEEDED, nothing
+        created, when it does not fit).
 
         With an idempotency key, a repeat of the same request within a day returns the first job.
         A `webhook` ({url, events}) is checked (its host resolved, private addresses refused) and
@@ -119,7 +123,7 @@ class JobDesk:
                     booked = {}
                     if self._quotas is not None:
                         (record,) = await self._quotas.reserve(tx, who.id, [booking])
-                        booked = {"quota": record, "quota_released_at": None}
+                        booked = booked_job_fields(record)
                     if key is not None:
                         idempotency.remember(tx, who.id, key, print_, job_id)
                     tx.create(JOBS, job_id, {**data, **booked})

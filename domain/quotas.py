@@ -258,6 +258,11 @@ class QuotaBook:
         return give_back(tx, job)
 
 
+def booked_job_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a new job carries for its booking (one of `QuotaBook.reserve`'s records)."""
+    return {"quota": dict(record), "quota_released_at": None}
+
+
 def give_back(tx: Transaction, job: Mapping[str, Any]) -> dict[str, Any]:
     """Undo the job's booking with increments (no reads, so it may follow writes); the job fields
     marking it given back, or {} when there is nothing (left) to give back."""

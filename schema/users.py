@@ -103,7 +103,9 @@ class AuditEvent(Node):
         doc = await info.context.loaders.users.load(actor_id)
         return User.from_doc(doc) if doc else None
 
-    @strawberry.field(description="user.status.set, user.role.set, user.sessions.revoke, signin.refused")
+    @strawberry.field(
+        description="user.status.set, user.role.set, user.sessions.revoke, quota.set, signin.refused"
+    )
     def action(self) -> str:
         return str(self._doc.data["action"])
 
