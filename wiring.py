@@ -30,7 +30,8 @@ from domain.ports import (
     RateLimiter,
     WebhookSender,
 )
-from domain.quotas import QuotaBook, QuotaLimits
+from domain.quota_limits import QuotaLimits
+from domain.quotas import QuotaBook
 from domain.requests import InputLimits
 from domain.runner import JobRunner
 from domain.terms import Terms, TermsOfService

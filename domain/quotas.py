@@ -23,13 +23,13 @@ from domain.access import Actor, require_admin
 from domain.admin import AuditLog, RequestInfo
 from domain.catalog import ModelSpec
 from domain.clock import now_iso, to_iso, utcnow
-from domain.errors import ErrorCode, StudioError, bad_input, not_found
+from domain.errors import ErrorCode, StudioError, not_found
 from domain.periods import day_key, month_key, next_day, next_month, seconds_until
-from domain.ports import Delete, DocStore, Increment, Transaction
+from domain.ports import DocStore, Increment, Transaction
+from domain.quota_limits import OVERRIDES, QuotaLimits, override_update
 from domain.users import USERS, User
 
 QUOTA_BOOKS = "quota_books"
-OVERRIDES = "quota"  # the user-document field holding an admin's per-user limits
 # Failures that end a job without anything billable having been made: their booking is given back.
 # INTERNAL (including "interrupted too many times") keeps it: the provider may have run and charged.
 RELEASING_FAILURES = frozenset(
@@ -41,26 +41,6 @@ RELEASING_FAILURES = frozenset(
     }
 )
 _EPSILON = 1e-9  # dollars are summed as floats; a budget met exactly is not exceeded
-
-
-@dataclass(frozen=True)
-class QuotaLimits:
-    """How much one user may generate: images per day, videos per month, dollars per month (None: no budget)."""
-
-    images_per_day: int
-    videos_per_month: int
-    monthly_budget_usd: float | None
-
-    def with_overrides(self, overrides: Mapping[str, Any] | None) -> QuotaLimits:
-        """These limits with an admin's per-user values (a missing key keeps the default)."""
-        if not overrides:
-            return self
-        budget = overrides.get("monthly_budget_usd", self.monthly_budget_usd)
-        return QuotaLimits(
-            images_per_day=int(overrides.get("images_per_day", self.images_per_day)),
-            videos_per_month=int(overrides.get("videos_per_month", self.videos_per_month)),
-            monthly_budget_usd=None if budget is None else float(budget),
-        )
 
 
 @dataclass(frozen=True)
@@ -213,17 +193,17 @@ class QuotaBook:
     ) -> User:
         """Administrators: override a user's limits (`quota.set`, audited). A value of None removes the
         override, so that limit follows the default from settings again."""
-        for name, value in changes.items():
-            _check_limit(name, value)
+        update = override_update(changes)  # bad values are refused before anything else
         actor_id = actor.id if actor is not None else None
         details: dict[str, Any] = {"changes": dict(changes)}
+        outcome = "denied"
         try:
             require_admin(actor)
+            outcome = "error"
             doc = await self._docs.get(USERS, user_id)
             if doc is None:
                 raise not_found("user", user_id)
         except StudioError as error:
-            outcome = "denied" if error.code is ErrorCode.FORBIDDEN else "error"
             details |= {"code": error.code.value, "reason": error.message}
             await audit.record(
                 "quota.set",
@@ -235,10 +215,6 @@ class QuotaBook:
             )
             raise
         before = dict(doc.data.get(OVERRIDES) or {})
-        update = {
-            f"{OVERRIDES}.{_STORED[name]}": Delete() if value is None else value
-            for name, value in changes.items()
-        }
         if update:
             doc = await self._docs.update(USERS, user_id, update)
         await audit.record(
@@ -284,29 +260,6 @@ def give_back(tx: Transaction, job: Mapping[str, Any]) -> dict[str, Any]:
 def release_after_failure(tx: Transaction, job: Mapping[str, Any], code: ErrorCode) -> dict[str, Any]:
     """For the failing transaction: give the booking back when the failure made nothing billable."""
     return give_back(tx, job) if code in RELEASING_FAILURES else {}
-
-
-_STORED = {
-    "imagesPerDay": "images_per_day",
-    "videosPerMonth": "videos_per_month",
-    "monthlyBudgetUsd": "monthly_budget_usd",
-}
-MAX_COUNT_LIMIT = 10_000_000
-MAX_BUDGET_USD = 1_000_000_000.0
-
-
-def _check_limit(name: str, value: int | float | None) -> None:
-    if name not in _STORED:
-        raise bad_input(name, f"unknown limit {name!r}")
-    if value is None:
-        return
-    if name == "monthlyBudgetUsd":
-        if isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= MAX_BUDGET_USD:
-            raise bad_input(name, f"{name} must be between 0 and {MAX_BUDGET_USD:.0f} (null: the default)")
-    elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT_LIMIT:
-        raise bad_input(
-            name, f"{name} must be a whole number between 0 and {MAX_COUNT_LIMIT} (null: the default)"
-        )
 
 
 def _exceeded(limit: str, message: str, resets: datetime, moment: datetime) -> StudioError:

@@ -13,7 +13,8 @@ import pytest
 from domain.errors import ErrorCode, StudioError
 from domain.jobs import JOBS
 from domain.ports import Delete, DocStore, Transaction
-from domain.quotas import QUOTA_BOOKS, Booking, QuotaBook, QuotaLimits, give_back
+from domain.quota_limits import QuotaLimits
+from domain.quotas import QUOTA_BOOKS, Booking, QuotaBook, give_back
 from domain.users import USERS
 from tests.contract.test_docstore import DOC_BACKENDS
 

@@ -21,7 +21,8 @@ from domain.errors import ErrorCode, StudioError
 from domain.jobs import JOBS, JobKind
 from domain.periods import day_key, month_key, next_day, next_month, seconds_until
 from domain.ports import GenerationRequest, GenerationResult, ProgressReporter, Transaction
-from domain.quotas import QUOTA_BOOKS, Booking, QuotaBook, QuotaLimits, give_back
+from domain.quota_limits import QuotaLimits
+from domain.quotas import QUOTA_BOOKS, Booking, QuotaBook, give_back
 from domain.runner import JobRunner
 from domain.users import Directory, Role, UserStatus
 from wiring import build_catalog
