@@ -257,6 +257,18 @@ def give_back(tx: Transaction, job: Mapping[str, Any]) -> dict[str, Any]:
     return {"quota_released_at": now_iso()}
 
 
+def settle_booking(tx: Transaction, job: Mapping[str, Any], cost_usd: float) -> dict[str, Any]:
+    """For the succeeding transaction: replace the estimated price booked with the price charged
+    (increments only, so it may follow writes); the job's updated `quota` field, or {}."""
+    booked = job.get("quota")
+    if not booked or job.get("quota_released_at"):
+        return {}
+    delta = round(cost_usd - float(booked.get("usd", 0.0)), 6)
+    if delta:
+        tx.update(QUOTA_BOOKS, f"{job['owner_id']}:{booked['month']}", {"usd": Increment(delta)})
+    return {"quota": {**booked, "usd": round(cost_usd, 6), "estimated_usd": booked.get("usd", 0.0)}}
+
+
 def release_after_failure(tx: Transaction, job: Mapping[str, Any], code: ErrorCode) -> dict[str, Any]:
     """For the failing transaction: give the booking back when the failure made nothing billable."""
     return give_back(tx, job) if code in RELEASING_FAILURES else {}

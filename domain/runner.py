@@ -34,7 +34,7 @@ from domain.ports import (
     Query,
     Transaction,
 )
-from domain.quotas import release_after_failure
+from domain.quotas import release_after_failure, settle_booking
 from domain.usage import book_usage, job_counts
 from domain.webhooks import WebhookDispatcher, record_event
 
@@ -345,7 +345,7 @@ class JobRunner:
                 "updated_at": now_iso(),
                 "lease_owner": None,
                 "lease_expires_at": None,
-            }
+            } | settle_booking(tx, current.data, cost)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
             return True

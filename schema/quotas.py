@@ -18,7 +18,10 @@ class Quota:
     videos_used_this_month: int
     monthly_budget_usd: float | None = strawberry.field(description="null: no budget")
     spent_this_month_usd: float = strawberry.field(
-        description="Estimated cost booked this month by jobs not given back (cancelled or failed upstream)."
+        description=(
+            "Booked this month: the price charged for finished jobs, the estimate for unfinished ones; "
+            "jobs cancelled while queued or failed upstream count nothing."
+        )
     )
     resets_at: datetime = strawberry.field(
         description="The next UTC midnight, when the daily count resets (the monthly ones reset on the 1st)."

@@ -71,16 +71,16 @@ def assert_quota_exceeded(error: dict[str, Any], limit_name: str, resets: dateti
 
 
 async def test_a_fresh_user_sees_the_default_quota_unused(user: StudioClient) -> None:
-    assert await quota_of(user) == {
+    quota = await quota_of(user)
+    assert datetime.fromisoformat(quota.pop("resetsAt")) == next_midnight()
+    assert quota == {
         "imagesPerDay": 1000,
         "videosPerMonth": 200,
         "imagesUsedToday": 0,
         "videosUsedThisMonth": 0,
         "monthlyBudgetUsd": None,
         "spentThisMonthUsd": 0.0,
-        "resetsAt": (await quota_of(user))["resetsAt"],
     }
-    assert datetime.fromisoformat((await quota_of(user))["resetsAt"]) == next_midnight()
 
 
 async def test_each_job_books_its_images_videos_and_estimated_cost(user: StudioClient) -> None:
@@ -91,6 +91,18 @@ async def test_each_job_books_its_images_videos_and_estimated_cost(user: StudioC
     assert quota["imagesUsedToday"] == 2 and quota["videosUsedThisMonth"] == 1
     text_estimate = quota["spentThisMonthUsd"] - 2 * IMAGE_PRICE - 4 * VIDEO_SECOND_PRICE
     assert 0 < text_estimate < 0.001
+
+
+async def test_a_finished_job_books_the_price_it_was_charged(user: StudioClient) -> None:
+    await submit(user, "generateText", {"prompt": "a long poem about kites", "maxOutputTokens": 2000})
+    await submit(user, "generateImage", {"prompt": "a kite"})
+    booked = (await quota_of(user))["spentThisMonthUsd"]
+    await wait_for_jobs(user)
+    jobs = (await user.data("{ jobs { edges { node { costUsd status } } } }"))["jobs"]["edges"]
+    charged = sum(edge["node"]["costUsd"] for edge in jobs)
+    assert all(edge["node"]["status"] == "SUCCEEDED" for edge in jobs)
+    assert (await quota_of(user))["spentThisMonthUsd"] == pytest.approx(charged)
+    assert charged < booked  # the text's estimate assumed all 2000 tokens
 
 
 async def test_an_admin_sets_and_clears_a_users_limits_and_it_is_audited(

@@ -13,6 +13,7 @@ import pytest
 
 from backends.blobs.localfs import LocalBlobStore
 from backends.docstore.sqlite import SqliteDocStore
+from backends.generators.local import LocalGenerator
 from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
@@ -201,24 +202,25 @@ class Studio:
     books: Books
     desk: JobDesk
     actor: Actor
+    blobs: LocalBlobStore
 
     async def images_used(self) -> int:
         return (await self.books.counters(datetime.now(UTC)))[0]
 
     def runner(self, generator: Any) -> JobRunner:
-        blobs = LocalBlobStore(Path("/nonexistent"), base_url="http://127.0.0.1:1", secret=b"s" * 32)
         return JobRunner(
-            self.books.docs, blobs, generator, build_catalog(Settings()), worker_id="w", max_attempts=1
+            self.books.docs, self.blobs, generator, build_catalog(Settings()), worker_id="w", max_attempts=1
         )
 
 
 @pytest.fixture
-async def studio(books: Books) -> Studio:
+async def studio(books: Books, tmp_path: Path) -> Studio:
     docs = books.docs
     desk = JobDesk(docs, DocstoreQueue(docs), build_catalog(Settings()), quotas=books.quotas)
     user = await Directory(docs).get(books.user_id)
     assert user is not None
-    return Studio(books, desk, Actor(user))
+    blobs = LocalBlobStore(tmp_path / "blobs", base_url="http://127.0.0.1:1", secret=b"s" * 32)
+    return Studio(books, desk, Actor(user), blobs)
 
 
 @pytest.mark.parametrize(
@@ -253,3 +255,16 @@ async def test_a_job_cancelled_while_queued_gives_its_booking_back(studio: Studi
     with pytest.raises(StudioError):
         await studio.desk.cancel(studio.actor, job.id)
     assert await studio.images_used() == 0
+
+
+async def test_a_finished_job_books_the_price_charged_instead_of_the_estimate(studio: Studio) -> None:
+    job = await studio.desk.submit(
+        studio.actor, JobKind.TEXT, {"prompt": "a short verse", "maxOutputTokens": 4000}
+    )
+    estimated = (await studio.books.counters(datetime.now(UTC)))[2]
+    await studio.runner(LocalGenerator(speed=0)).run(job.id)
+    done = await studio.books.docs.get(JOBS, job.id)
+    assert done is not None and done.data["status"] == "SUCCEEDED"
+    spent = (await studio.books.counters(datetime.now(UTC)))[2]
+    assert spent == pytest.approx(done.data["cost_usd"]) and spent < estimated
+    assert done.data["quota"]["usd"] == pytest.approx(spent)
