@@ -79,7 +79,10 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
         docs = build_docstore(settings)
         try:
             user = await Directory(docs).put(
-                args.email, role=Role(args.role.upper()), status=UserStatus.ACTIVE
+                args.email,
+                role=Role(args.role.upper()),
+                status=UserStatus.ACTIVE,
+                terms_version=None if args.no_terms else settings.terms_version,
             )
         finally:
             await docs.close()
@@ -200,10 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_worker)
 
-    token = commands.add_parser("token", help="local identity: make the user ACTIVE and print a token")
+    token = commands.add_parser(
+        "token", help="local identity: make the user ACTIVE (terms accepted) and print a token"
+    )
     token.add_argument("--email", required=True)
     token.add_argument("--role", default="user", choices=["admin", "user", "viewer"])
     token.add_argument("--hours", type=float, default=12.0, help="validity (default 12)")
+    token.add_argument(
+        "--no-terms", action="store_true", help="do not accept the current terms of service for the user"
+    )
     token.set_defaults(run=_token)
 
     user = commands.add_parser("user", help="manage users")

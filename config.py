@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.terms import DEFAULT_TERMS_PUBLISHED_AT, DEFAULT_TERMS_VERSION
 from domain.webhooks import DEFAULT_RETRY_SCHEDULE, parse_retry_schedule
 
 
@@ -132,6 +134,16 @@ class Settings(BaseSettings):
     ws_max_subscriptions_per_user: int = Field(50, ge=1)  # across a user's sockets, per process
     ws_init_timeout_seconds: float = Field(10.0, gt=0)
 
+    # terms of service: generation needs the current version accepted (`acceptTerms`)
+    terms_version: str = Field(DEFAULT_TERMS_VERSION, min_length=1, max_length=64)
+    terms_url: str | None = None
+    terms_published_at: datetime = DEFAULT_TERMS_PUBLISHED_AT
+
+    # quotas per user (admins override them per user with `setQuota`); periods are UTC days and months
+    quota_images_per_day: int = Field(1000, ge=0)
+    quota_videos_per_month: int = Field(200, ge=0)
+    quota_monthly_budget_usd: float | None = Field(None, ge=0)  # unset: no budget
+
     @field_validator(
         "rate_generate",
         "rate_read",
@@ -146,6 +158,11 @@ class Settings(BaseSettings):
 
         parse_rate(value)  # ValueError names what is expected
         return value.strip()
+
+    @field_validator("terms_published_at")
+    @classmethod
+    def _utc_published_at(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
     @field_validator("redis_url")
     @classmethod

@@ -35,11 +35,14 @@ from domain.ports import (
     ResultCache,
     WebhookSender,
 )
+from domain.quota_limits import QuotaLimits
+from domain.quotas import QuotaBook
 from domain.requests import InputLimits
 from domain.runner import JobRunner
 from domain.sharing import Sharing
 from domain.task_delivery import TaskDeliveries
 from domain.teams import Teams, team_roles
+from domain.terms import Terms, TermsOfService
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -321,6 +324,8 @@ def build_services(settings: Settings) -> Services:
     result_cache = build_result_cache(settings, docs)
     library = Library(docs, max_page_size=settings.max_page_size)
     teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
+    quotas = build_quotas(settings, docs)
+    terms = build_terms(settings, docs)
     return Services(
         settings=settings,
         docs=docs,
@@ -338,6 +343,8 @@ def build_services(settings: Settings) -> Services:
             max_page_size=settings.max_page_size,
             webhooks=build_webhook_urls(settings),
             cache=result_cache,
+            quotas=quotas,
+            terms=terms,
         ),
         library=library,
         ledger=UsageLedger(docs),
@@ -355,7 +362,23 @@ def build_services(settings: Settings) -> Services:
         ),
         teams=teams,
         sharing=Sharing(docs, library, directory, teams, audit),
+        quotas=quotas,
+        terms=terms,
     )
+
+
+def build_quotas(settings: Settings, docs: DocStore) -> QuotaBook:
+    defaults = QuotaLimits(
+        images_per_day=settings.quota_images_per_day,
+        videos_per_month=settings.quota_videos_per_month,
+        monthly_budget_usd=settings.quota_monthly_budget_usd,
+    )
+    return QuotaBook(docs, defaults)
+
+
+def build_terms(settings: Settings, docs: DocStore) -> TermsOfService:
+    current = Terms(settings.terms_version, settings.terms_url, settings.terms_published_at)
+    return TermsOfService(docs, current)
 
 
 def build_authenticator(services: Services) -> Authenticator:
@@ -370,6 +393,7 @@ def build_authenticator(services: Services) -> Authenticator:
     )
     services.admin.on_user_changed(authenticator.forget)
     services.teams.on_membership_changed(authenticator.forget)
+    services.terms.on_user_changed(authenticator.forget)
     return authenticator
 
 

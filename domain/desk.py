@@ -23,8 +23,10 @@ from domain.ports import (
     ResultCache,
     Transaction,
 )
+from domain.quotas import Booking, QuotaBook, booked_job_fields, estimated_booking, give_back
 from domain.request_cache import request_key
 from domain.requests import InputLimits, check_request
+from domain.terms import TermsOfService
 from domain.webhooks import WebhookUrls, record_event
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
@@ -49,7 +51,11 @@ class JobDesk:
         max_page_size: int = 100,
         webhooks: WebhookUrls | None = None,
         cache: ResultCache | None = None,
+        quotas: QuotaBook | None = None,
+        terms: TermsOfService | None = None,
     ) -> None:
+        self._quotas = quotas
+        self._terms = terms
         self._docs = docs
         self._queue = queue
         self._catalog = catalog
@@ -71,6 +77,10 @@ class JobDesk:
     ) -> Document:
         """Validate, check the referenced assets, then create the job and hand it to the queue.
 
+        The caller must have accepted the current terms (FORBIDDEN otherwise). The job's share of
+        its owner's quota is booked in the transaction that creates it (QUOTA_EXCEEDED, nothing
+        created, when it does not fit).
+
         With an idempotency key, a repeat of the same request within a day returns the first job.
         A `webhook` ({url, events}) is checked (its host resolved, private addresses refused) and
         kept on the job; it is called when the job reaches one of its events. A deterministic
@@ -79,6 +89,8 @@ class JobDesk:
         With a `team_id` the job and its assets belong to that team (its OWNERs and EDITORs only).
         """
         who = require_generate(actor)
+        if self._terms is not None:
+            await self._terms.require_accepted(who)
         if team_id is not None:
             check_team_generation(who, team_id)
         key = (
@@ -135,7 +147,10 @@ class JobDesk:
         print_ = idempotency.fingerprint(
             [kind.value, checked.model.id, checked.input, *([team_id] if team_id else [])]
         )
-        doc, made = await self._create(who, data, key, print_)
+        booking = estimated_booking(
+            kind.value, checked.model, checked.parameters, data["input"].get("prompt") or ""
+        )
+        doc, made = await self._create(who, data, key, print_, booking)
         if made and not data["cached"]:
             await self._queue.enqueue(doc.id)
         elif not made and doc.data.get("status") == JobStatus.QUEUED.value:
@@ -144,12 +159,14 @@ class JobDesk:
         return doc
 
     async def _create(
-        self, who: Actor, data: dict[str, Any], key: str | None, print_: str
+        self, who: Actor, data: dict[str, Any], key: str | None, print_: str, booking: Booking
     ) -> tuple[Document, bool]:
-        """Store the new job, or find the one an earlier request with the same idempotency key
-        made; and whether the job is new. A job created final (cached) queues its webhook."""
+        """Store the new job with its quota booking, or find the one an earlier request with the
+        same idempotency key made (booking nothing again); and whether the job is new. A job created
+        final (cached) books nothing and queues its webhook."""
         job_id = new_id()
-        if key is None and not data["cached"]:
+        books = self._quotas is not None and not data["cached"]
+        if key is None and not data["cached"] and not books:
             return await self._docs.create(JOBS, job_id, data), True
 
         async def create_once(tx: Transaction) -> str | None:
@@ -157,8 +174,14 @@ class JobDesk:
                 earlier = await idempotency.remembered_job(tx, who.id, key, print_)
                 if earlier is not None:
                     return earlier
+            booked = {}
+            if books:
+                assert self._quotas is not None
+                (record,) = await self._quotas.reserve(tx, who.id, [booking])
+                booked = booked_job_fields(record)
+            if key is not None:
                 idempotency.remember(tx, who.id, key, print_, job_id)
-            tx.create(JOBS, job_id, data)
+            tx.create(JOBS, job_id, {**data, **booked})
             record_event(tx, job_id, data)
             return None
 
@@ -262,6 +285,8 @@ class JobDesk:
                 "lease_owner": None,
                 "lease_expires_at": None,
             }
+            if status is JobStatus.QUEUED:  # never ran (or waits for a retry): nothing was made
+                changes |= give_back(tx, current.data)
             tx.update(JOBS, job_id, changes)
             record_event(tx, job_id, {**current.data, **changes})
 

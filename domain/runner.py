@@ -37,6 +37,7 @@ from domain.ports import (
     ResultCache,
     Transaction,
 )
+from domain.quotas import release_after_failure, settle_booking
 from domain.request_cache import DEFAULT_TTL_SECONDS
 from domain.usage import book_usage, job_counts
 from domain.webhooks import WebhookDispatcher, record_event
@@ -386,7 +387,7 @@ class JobRunner:
                 "updated_at": now_iso(),
                 "lease_owner": None,
                 "lease_expires_at": None,
-            }
+            } | settle_booking(tx, current.data, cost)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
             return True
@@ -418,7 +419,7 @@ class JobRunner:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
                 return False
             await self._book_failure(tx, data)
-            changes = self._failure_changes(error)
+            changes = self._failure_changes(error) | release_after_failure(tx, current.data, error.code)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
             return True

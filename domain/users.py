@@ -38,6 +38,7 @@ class User:
     created_at: str
     last_seen_at: str | None = None
     accepted_terms_version: str | None = None
+    accepted_terms_at: str | None = None
     sessions_valid_after: str | None = None  # tokens signed in before this moment are refused
 
     @property
@@ -55,6 +56,7 @@ class User:
             created_at=data["created_at"],
             last_seen_at=data.get("last_seen_at"),
             accepted_terms_version=data.get("accepted_terms_version"),
+            accepted_terms_at=data.get("accepted_terms_at"),
             sessions_valid_after=data.get("sessions_valid_after"),
         )
 
@@ -122,10 +124,21 @@ class Directory:
             return User.from_doc(existing.id, existing.data)
         return User.from_doc(created.id, created.data)
 
-    async def put(self, email: str, *, role: Role | None = None, status: UserStatus | None = None) -> User:
-        """Create or change a user by email (the CLI's `token` and `user set`)."""
+    async def put(
+        self,
+        email: str,
+        *,
+        role: Role | None = None,
+        status: UserStatus | None = None,
+        terms_version: str | None = None,
+    ) -> User:
+        """Create or change a user by email (the CLI's `token` and `user set`); with `terms_version`,
+        record that they accepted those terms now."""
         user = await self.sign_in(email)
         changes: dict[str, Any] = {}
+        if terms_version is not None:
+            changes["accepted_terms_version"] = terms_version
+            changes["accepted_terms_at"] = now_iso()
         if role is not None:
             changes["role"] = role.value
         if status is not None:

@@ -12,8 +12,10 @@ from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue, ResultCache
+from domain.quotas import QuotaBook
 from domain.sharing import Sharing
 from domain.teams import Teams
+from domain.terms import TermsOfService
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -42,3 +44,5 @@ class Services:
     api_keys: ApiKeys
     teams: Teams
     sharing: Sharing
+    quotas: QuotaBook
+    terms: TermsOfService

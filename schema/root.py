@@ -20,6 +20,7 @@ from schema.errors import CachedParser, ErrorFormatter
 from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
+from schema.quota_fields import QuotaMutation, QuotaQuery
 from schema.scalars import JobStatus
 from schema.team_roots import TeamMutation, TeamQuery
 from schema.teams import Team
@@ -80,8 +81,8 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery))
-Mutation = merge_types("Mutation", (CoreMutation, ApiKeyMutation, TeamMutation))
+Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery))
+Mutation = merge_types("Mutation", (CoreMutation, ApiKeyMutation, TeamMutation, QuotaMutation))
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 

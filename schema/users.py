@@ -15,6 +15,7 @@ from domain.users import User as DomainUser
 from domain.visibility import may_see_private
 from schema.context import StudioContext
 from schema.nodes import Node, PageInfo, encode_id
+from schema.quotas import Quota
 from schema.scalars import JSON, Role, UserStatus, moment
 from schema.usage import UsageTotals
 
@@ -84,6 +85,16 @@ class User(Node):
         return moment(self._user.last_seen_at)
 
     @strawberry.field(
+        description="Limits and their use; visible to the user, owners of their teams and administrators."
+    )
+    async def quota(self, info: Info[StudioContext, None]) -> Quota:
+        actor = info.context.actor
+        own = actor is not None and actor.id == self._user.id
+        if not own and not await _may_see_private(info, self._user.id):
+            raise forbidden("Only the user, their team owners and administrators may see this quota.")
+        return Quota.of(await info.context.services.quotas.use_of(self._user.id))
+
+    @strawberry.field(
         description="Totals over [from, to); visible to the user, owners of their teams and administrators."
     )
     async def usage(
@@ -120,7 +131,9 @@ class AuditEvent(Node):
         return User.from_doc(doc) if doc else None
 
     @strawberry.field(
-        description="user.status.set, user.role.set, user.sessions.revoke, signin.refused, apikey.create, apikey.revoke"
+        description="user.status.set, user.role.set, user.sessions.revoke, quota.set, signin.refused, "
+        "apikey.create, apikey.revoke, team.create, team.member.add, team.member.role, team.member.remove, "
+        "asset.share, asset.unshare"
     )
     def action(self) -> str:
         return str(self._doc.data["action"])

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import websockets
 
+from domain.terms import DEFAULT_TERMS_VERSION
 from tests.api.helpers import around_now, new_client, receive, run, submit, wait_for_jobs
 from tests.conftest import assert_error
 from tests.support.client import KeyClient, StudioClient
@@ -116,6 +117,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     ),
     "shareAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK, team_member=OK),  # team asset
     "unshareAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK, team_member=OK),
+    # Terms of service and quotas (setQuota targets a bystander, setting the default value)
+    "currentTerms": dict.fromkeys(ACTORS, OK),  # anyone may read the terms, even with a bad token
+    "acceptTerms": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "setQuota": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -234,6 +239,15 @@ OPERATIONS: dict[str, Operation] = {
     "unshareAsset": Operation(
         "mutation($id: ID!, $u: ID!) { unshareAsset(assetId: $id, userId: $u) { id } }",
         lambda world: {"id": world.team_asset_id, "u": world.bystander_id},
+    ),
+    "currentTerms": Operation("{ currentTerms { version url publishedAt } }"),
+    "acceptTerms": Operation(
+        "mutation($version: String!) { acceptTerms(version: $version) { id acceptedTermsVersion } }",
+        lambda world: {"version": DEFAULT_TERMS_VERSION},
+    ),
+    "setQuota": Operation(
+        "mutation($userId: ID!) { setQuota(userId: $userId, imagesPerDay: 1000) { id } }",
+        _on("bystander", "userId"),
     ),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
@@ -455,6 +469,7 @@ async def test_admin_reads_another_users_job_asset_and_usage(world: World) -> No
       usage(query: {from: $from, to: $to, userId: $user}) { totals { jobs texts images } }
     }"""
     variables = {"job": world.job_id, "asset": world.asset_id, "user": world.owner_id, **around_now()}
+    await wait_for_jobs(owner)  # the matrix's generations as the owner end first: the totals hold still
     seen_by_admin = await admin.data(document, variables)
     seen_by_owner = await owner.data(document, variables)
     assert seen_by_admin == seen_by_owner

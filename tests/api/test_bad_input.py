@@ -99,6 +99,11 @@ SHARE = """mutation($assetId: ID!, $withUserEmail: String, $withTeamId: ID) {
 UNSHARE = """mutation($assetId: ID!, $userId: ID, $teamId: ID) {
   unshareAsset(assetId: $assetId, userId: $userId, teamId: $teamId) { id }
 }"""
+ACCEPT_TERMS = "mutation($version: String!) { acceptTerms(version: $version) { id } }"
+SET_QUOTA = """mutation($userId: ID!, $imagesPerDay: Int, $videosPerMonth: Int, $monthlyBudgetUsd: Float) {
+  setQuota(userId: $userId, imagesPerDay: $imagesPerDay, videosPerMonth: $videosPerMonth,
+           monthlyBudgetUsd: $monthlyBudgetUsd) { id }
+}"""
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
 MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
 DAY_1, DAY_2 = "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"
@@ -370,6 +375,29 @@ CASES: dict[str, Case] = {
         "unshareAsset", UNSHARE, {"assetId": TEXT_ASSET, "teamId": False}, "teamId"
     ),
     "unshareAsset-no-target": Case("unshareAsset", UNSHARE, {"assetId": TEXT_ASSET}, "userId"),
+    # terms and quotas (setQuota's limits are checked before the caller's admin rights)
+    "acceptTerms-version-empty": Case("acceptTerms", ACCEPT_TERMS, {"version": ""}, "version"),
+    "acceptTerms-version-not-a-string": Case("acceptTerms", ACCEPT_TERMS, {"version": 7}, "version"),
+    "acceptTerms-version-too-long": Case("acceptTerms", ACCEPT_TERMS, {"version": "v" * 65}, "version"),
+    "setQuota-user-id-malformed": Case("setQuota", SET_QUOTA, {"userId": NOT_BASE64}, "userId"),
+    "setQuota-images-negative": Case(
+        "setQuota", SET_QUOTA, {"userId": SOMEONE, "imagesPerDay": -1}, "imagesPerDay"
+    ),
+    "setQuota-images-not-a-number": Case(
+        "setQuota", SET_QUOTA, {"userId": SOMEONE, "imagesPerDay": "ten"}, "imagesPerDay"
+    ),
+    "setQuota-videos-negative": Case(
+        "setQuota", SET_QUOTA, {"userId": SOMEONE, "videosPerMonth": -3}, "videosPerMonth"
+    ),
+    "setQuota-videos-over-the-cap": Case(
+        "setQuota", SET_QUOTA, {"userId": SOMEONE, "videosPerMonth": 10_000_001}, "videosPerMonth"
+    ),
+    "setQuota-budget-negative": Case(
+        "setQuota", SET_QUOTA, {"userId": SOMEONE, "monthlyBudgetUsd": -0.01}, "monthlyBudgetUsd"
+    ),
+    "setQuota-budget-not-a-number": Case(
+        "setQuota", SET_QUOTA, {"userId": SOMEONE, "monthlyBudgetUsd": "lots"}, "monthlyBudgetUsd"
+    ),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from domain.terms import DEFAULT_TERMS_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 GENMEDIA = [sys.executable, "-m", "cli"]
 
@@ -108,16 +110,27 @@ def start_worker(data_dir: Path, extra: Mapping[str, str] | None = None) -> Stud
 
 
 async def mint_token(
-    data_dir: Path, email: str, role: str = "USER", status: str = "ACTIVE", *, hours: float = 1.0
+    data_dir: Path,
+    email: str,
+    role: str = "USER",
+    status: str = "ACTIVE",
+    *,
+    hours: float = 1.0,
+    terms: str | None = DEFAULT_TERMS_VERSION,
 ) -> str:
-    """Create or update the user in the studio's store and sign a token with the studio's local key."""
+    """Create or update the user in the studio's store and sign a token with the studio's local key.
+
+    The user accepts the `terms` version (the servers' default one unless told; None: accepts nothing).
+    """
     from backends.docstore.sqlite import SqliteDocStore
     from backends.identity.local import LocalIssuer
     from domain.users import Directory, Role, UserStatus
 
     docs = SqliteDocStore(data_dir / "studio.db")
     try:
-        user = await Directory(docs).put(email, role=Role(role), status=UserStatus(status))
+        user = await Directory(docs).put(
+            email, role=Role(role), status=UserStatus(status), terms_version=terms
+        )
     finally:
         await docs.close()
     issuer = LocalIssuer(data_dir / "secrets" / "issuer-key.pem")
