@@ -17,6 +17,7 @@ from config import Settings, SettingsError
 from domain.admin import Admin, AuditLog
 from domain.authn import Authenticator
 from domain.catalog import Catalog, model_spec, parse_extra_model
+from domain.collections import Collections
 from domain.desk import JobDesk
 from domain.jobs import JOBS
 from domain.library import Library
@@ -32,6 +33,7 @@ from domain.ports import (
 )
 from domain.requests import InputLimits
 from domain.runner import JobRunner
+from domain.trash import Trash
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -280,6 +282,8 @@ def build_services(settings: Settings) -> Services:
         jobs_hub=DocumentHub(docs, JOBS),
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
+        collections=Collections(docs, max_page_size=settings.max_page_size),
+        trash=Trash(docs, blobs, audit, trash_days=settings.trash_days),
     )
 
 

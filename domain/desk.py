@@ -10,6 +10,7 @@ from domain.access import Actor, can_read, require_active, require_generate
 from domain.assets import ASSETS
 from domain.catalog import Catalog
 from domain.clock import new_id, now_iso
+from domain.collection_rules import check_filing
 from domain.errors import bad_input, conflict, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
@@ -69,6 +70,9 @@ class JobDesk:
         )
         checked = check_request(kind, raw, self._catalog, self._limits)
         await self._check_inputs(who, checked.asset_refs)
+        collection_id = raw.get("collectionId")
+        if collection_id is not None:
+            await check_filing(self._docs, who, collection_id)
         hook = await self._check_webhook(webhook)
         now = now_iso()
         data: dict[str, Any] = {
@@ -94,6 +98,7 @@ class JobDesk:
             "started_at": None,
             "finished_at": None,
             "webhook": hook,
+            "collection_id": collection_id,
         }
         job_id = new_id()
         if key is None:

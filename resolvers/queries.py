@@ -62,6 +62,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         return await asset(info, id)
     if type_name == "Job":
         return await job(info, id)
+    if type_name == "Collection":
+        from resolvers.collections import collection
+
+        return await collection(info, id)
     if type_name == "User":
         actor = require_active(info.context.actor)
         raw = decode_id(id, "User")
@@ -91,6 +95,9 @@ async def assets(
         tags=given.tags,
         favorite=given.favorite,
         deleted=given.deleted,
+        collection_id=decode_id(given.collection_id, "Collection", "filter.collectionId")
+        if given.collection_id is not None
+        else None,
     )
     domain_sort = DomainAssetSort(order.field.value, order.direction is SortDirection.DESC)
     page = await info.context.services.library.list(

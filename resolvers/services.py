@@ -7,9 +7,11 @@ from typing import Any
 
 from domain.admin import Admin, AuditLog
 from domain.catalog import Catalog
+from domain.collections import Collections
 from domain.desk import JobDesk
 from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.trash import Trash
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -33,3 +35,5 @@ class Services:
     jobs_hub: DocumentHub
     audit: AuditLog
     admin: Admin
+    collections: Collections
+    trash: Trash

@@ -15,6 +15,7 @@ from schema.nodes import Node, PageInfo, encode_id
 from schema.scalars import JSON, MediaKind, moment
 
 if TYPE_CHECKING:
+    from schema.collections import CollectionConnection
     from schema.jobs import Job
     from schema.users import User
 
@@ -146,6 +147,22 @@ class Asset(Node):
         doc = await info.context.loaders.assets.load(parent_id)
         return Asset.from_doc(doc) if doc and not doc.data.get("deleted_at") else None
 
+    @strawberry.field(
+        description="The collections it is in that the caller may see, in the order it joined them."
+    )
+    async def collections(
+        self, info: Info[StudioContext, None], first: int | None = 20, after: str | None = None
+    ) -> Annotated[CollectionConnection, strawberry.lazy("schema.collections")]:
+        from resolvers.collections import asset_collections
+
+        return await asset_collections(info, self._doc, first, after)
+
+    @strawberry.field(description="Versions made from this one (upscales, edits, videos from it as a frame).")
+    async def derivatives(self, info: Info[StudioContext, None]) -> list[Asset]:
+        from resolvers.versions import derivatives
+
+        return [Asset.from_doc(doc) for doc in await derivatives(info, self._doc.id)]
+
     @strawberry.field
     def cost_usd(self) -> float:
         return float(self._get("cost_usd") or 0.0)
@@ -196,6 +213,9 @@ class AssetFilter:
     created_before: datetime | None = None
     model: str | None = None
     deleted: bool = strawberry.field(default=False, description="true: the caller's trash.")
+    collection_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this collection's assets."
+    )
 
 
 @strawberry.enum

@@ -11,6 +11,7 @@ from aiodataloader import DataLoader
 
 from domain.access import Actor
 from domain.assets import ASSETS
+from domain.collection_rules import COLLECTIONS
 from domain.jobs import JOBS
 from domain.ports import Document
 from domain.users import USERS
@@ -40,6 +41,10 @@ class Loaders:
     @cached_property
     def assets(self) -> DataLoader[str, Document | None]:
         return self._make(ASSETS)
+
+    @cached_property
+    def collections(self) -> DataLoader[str, Document | None]:
+        return self._make(COLLECTIONS)
 
 
 @dataclass

@@ -208,6 +208,9 @@ class GenerateImageInput:
     count: int | None = strawberry.field(default=1, description="1..4 images in one job.")
     seed: int | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    collection_id: strawberry.ID | None = strawberry.field(
+        default=None, description="File the results into this collection."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
@@ -228,6 +231,9 @@ class GenerateVideoInput:
     first_frame_asset_id: strawberry.ID | None = None
     last_frame_asset_id: strawberry.ID | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
+    collection_id: strawberry.ID | None = strawberry.field(
+        default=None, description="File the results into this collection."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."

@@ -15,9 +15,11 @@ from strawberry.tools import merge_types
 
 from resolvers import mutations, queries, subscriptions
 from schema.assets import Asset, AssetConnection
+from schema.collections import Collection
 from schema.errors import CachedParser, ErrorFormatter
 from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
+from schema.library_roots import CollectionMutation, CollectionQuery, TrashMutation
 from schema.nodes import Node
 from schema.scalars import JobStatus
 from schema.usage import UsageReport
@@ -77,8 +79,8 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery,))
-Mutation = merge_types("Mutation", (CoreMutation,))
+Query = merge_types("Query", (CoreQuery, CollectionQuery))
+Mutation = merge_types("Mutation", (CoreMutation, CollectionMutation, TrashMutation))
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 
@@ -87,7 +89,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Asset, Job],
+        types=[User, Asset, Job, Collection],
         execution_context_class=StudioExecutionContext,
         extensions=[
             ErrorFormatter,
