@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from domain.access import Actor, can_read, require_active
@@ -19,7 +19,7 @@ from domain.collection_rules import (
     readable_collection,
 )
 from domain.errors import ErrorCode, StudioError, bad_input, forbidden, not_found
-from domain.library import asset_terms
+from domain.filing import membership, with_membership
 from domain.pages import Page, PageRequest, check_page_size, decode_cursor, encode_cursor, paginate
 from domain.ports import DocStore, Document, Filter, Order, Query, Transaction
 
@@ -36,6 +36,8 @@ def _name(value: str) -> str:
         raise bad_input("name", "name must not be empty")
     if len(name) > MAX_NAME_CHARS:
         raise bad_input("name", f"name is longer than {MAX_NAME_CHARS} characters")
+    if "\x00" in name:
+        raise bad_input("name", "name contains a NUL character")
     return name
 
 
@@ -57,14 +59,6 @@ def _asset_ids(asset_ids: Sequence[str]) -> list[str]:
     if len(ids) > MAX_ASSETS_PER_CALL:
         raise bad_input("assetIds", f"at most {MAX_ASSETS_PER_CALL} assets per call")
     return ids
-
-
-def _with_membership(data: Mapping[str, Any], collection_ids: list[str]) -> dict[str, Any]:
-    """The asset changes that record its collections (and the search terms that follow from them)."""
-    return {
-        "collection_ids": collection_ids,
-        "search_terms": asset_terms({**data, "collection_ids": collection_ids}),
-    }
 
 
 class Collections:
@@ -191,7 +185,7 @@ class Collections:
                         raise bad_input(
                             "assetIds", f"an asset can be in at most {MAX_COLLECTIONS_PER_ASSET} collections"
                         )
-                    tx.update(ASSETS, asset_id, _with_membership(asset.data, [*held, collection_id]))
+                    tx.update(ASSETS, asset_id, with_membership(asset.data, [*held, collection_id]))
             tx.update(COLLECTIONS, collection_id, {"next_position": position, "updated_at": now})
 
         await self._docs.run_transaction(file)
@@ -217,7 +211,7 @@ class Collections:
                 if collection_id in held:
                     held.remove(collection_id)
                     assert asset is not None
-                    tx.update(ASSETS, asset_id, _with_membership(asset.data, held))
+                    tx.update(ASSETS, asset_id, with_membership(asset.data, held))
 
         await self._docs.run_transaction(unlink)
 
@@ -280,41 +274,3 @@ class Collections:
             has_previous=start > 0,
             total=total,
         )
-
-
-def membership(collection_id: str, asset_id: str, position: int, now: str, by: str) -> dict[str, Any]:
-    """A `collection_items` document: the asset's place in the collection; `live` is false while it is in the trash."""
-    return {
-        "collection_id": collection_id,
-        "asset_id": asset_id,
-        "position": position,
-        "added_at": now,
-        "added_by": by,
-        "live": True,
-    }
-
-
-async def filing_target(tx: Transaction, collection_id: str | None) -> Document | None:
-    """Inside a job's finishing transaction, before its writes: the collection its results go into, if it still exists."""
-    if not collection_id:
-        return None
-    return await tx.get(COLLECTIONS, collection_id)
-
-
-def file_new_assets(
-    tx: Transaction, collection: Document | None, assets: Sequence[tuple[str, dict[str, Any]]], by: str
-) -> None:
-    """Put a job's new assets (not yet written) into the collection, after what is already there."""
-    if collection is None:
-        return
-    position = int(collection.data.get("next_position") or 0)
-    now = now_iso()
-    for asset_id, asset in assets:
-        tx.set(
-            COLLECTION_ITEMS,
-            item_id(collection.id, asset_id),
-            membership(collection.id, asset_id, position, now, by),
-        )
-        asset.update(_with_membership(asset, [collection.id]))
-        position += 1
-    tx.update(COLLECTIONS, collection.id, {"next_position": position, "updated_at": now})

@@ -18,8 +18,8 @@ from typing import Any
 from domain.assets import ASSETS, blob_key
 from domain.catalog import Catalog, cost_usd
 from domain.clock import now_iso, to_iso, utcnow
-from domain.collections import file_new_assets, filing_target
 from domain.errors import ErrorCode, StudioError
+from domain.filing import file_new_assets, filing_target
 from domain.jobs import JOBS, JobStatus
 from domain.library import asset_terms
 from domain.ports import (
