@@ -139,8 +139,9 @@ async def test_purge_removes_old_trash_with_its_blobs_and_never_a_restored_asset
     assert_error(await user.error(RESTORE, {"id": doomed}), "NOT_FOUND")
     assert ids((await user.data(COLLECTION, made))["collection"]) == [saved]
     assert (await admin.data(PURGE, {"days": 0}))["purgeDeleted"] == 0, "a second run finds nothing left"
-    log = await admin.data('{ auditLog(action: "asset.purge", first: 50) { edges { node { target } } } }')
-    assert raw_id(doomed) in str(log)
+    audited = "query($action: String) { auditLog(action: $action, first: 100) { edges { node { target } } } }"
+    for action, asset in (("asset.purge", doomed), ("asset.delete", saved), ("asset.restore", saved)):
+        assert raw_id(asset) in str(await admin.data(audited, {"action": action})), action
 
 
 async def test_genmedia_purge_removes_old_trash_and_a_dry_run_removes_nothing(
