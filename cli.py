@@ -1,4 +1,4 @@
-"""`genmedia`: serve, worker, token, user set, generate --watch, export-schema, migrate."""
+"""`genmedia`: serve, worker, token, user set, generate --watch, purge, export-schema, migrate."""
 
 from __future__ import annotations
 
@@ -191,6 +191,32 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.admin import AuditLog, RequestInfo
+    from domain.trash import Trash
+    from wiring import build_blobs, build_docstore
+
+    days = settings.trash_days if args.older_than_days is None else args.older_than_days
+
+    async def main() -> int:
+        docs = build_docstore(settings)
+        blobs = build_blobs(settings)
+        try:
+            trash = Trash(docs, blobs, AuditLog(docs), trash_days=settings.trash_days)
+            request = RequestInfo(request_id="genmedia-purge")
+            return await trash.purge(None, days, request, dry_run=args.dry_run, by_operator=True)
+        finally:
+            close = getattr(blobs, "close", None)
+            if close is not None:
+                await close()
+            await docs.close()
+
+    count = asyncio.run(main())
+    done = "would be purged (dry run)" if args.dry_run else "purged"
+    print(f"{count} assets {done}: in the trash for more than {days} days")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genmedia", description="GenMedia Studio API")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra input, e.g. aspectRatio=16:9",
     )
     generate.set_defaults(run=_generate)
+
+    purge = commands.add_parser(
+        "purge", help="remove assets in the trash longer than the window, with their files"
+    )
+    purge.add_argument("--older-than-days", type=int, default=None, help="default GENMEDIA_TRASH_DAYS (30)")
+    purge.add_argument("--dry-run", action="store_true", help="count what would be removed; remove nothing")
+    purge.set_defaults(run=_purge)
 
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(run=_export_schema)
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, le=20)
     signed_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
 
+    # library
+    trash_days: int = Field(30, ge=1, le=3650)  # a deleted asset is restorable this long, then purgeable
+
     # webhooks
     # whsec_...; unset: one kept in the data dir's secrets. Checked in `wiring`, whose error never echoes it.
     webhook_secret: SecretStr | None = None

@@ -20,6 +20,7 @@ from domain.apikey_signin import ApiKeySignIn
 from domain.apikeys import ApiKeyPolicy, ApiKeys
 from domain.authn import Authenticator
 from domain.catalog import Catalog, model_spec, parse_extra_model
+from domain.collections import Collections
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.jobs import JOBS
@@ -43,6 +44,7 @@ from domain.sharing import Sharing
 from domain.task_delivery import TaskDeliveries
 from domain.teams import Teams, team_roles
 from domain.terms import Terms, TermsOfService
+from domain.trash import Trash
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -364,6 +366,8 @@ def build_services(settings: Settings) -> Services:
         sharing=Sharing(docs, library, directory, teams, audit),
         quotas=quotas,
         terms=terms,
+        collections=Collections(docs, max_page_size=settings.max_page_size),
+        trash=Trash(docs, blobs, audit, trash_days=settings.trash_days),
     )
 
 

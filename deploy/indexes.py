@@ -42,16 +42,21 @@ from config import Settings
 from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
 from domain.apikeys import ApiKeys
+from domain.assets import ASSETS
+from domain.collections import Collections
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.jobs import JobKind
 from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
 from domain.pages import Page, PageRequest
+from domain.ports import Document
 from domain.runner import JobRunner
 from domain.sharing import Sharing
 from domain.teams import TeamRole, Teams, team_roles
+from domain.trash import Trash
 from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
+from domain.versions import derivatives_of
 from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
 from wiring import build_catalog
 
@@ -126,6 +131,31 @@ async def _library(library: Library, owner: Actor, model: str, **scope: Any) -> 
             await _pages(partial(library.list, owner, given, sort))
 
 
+async def _collections_and_trash(
+    docs: RecordingDocStore, blobs: LocalBlobStore, owner: Actor, admin: Actor, asset_id: str
+) -> None:
+    """Collections listed and paged, a collection's assets, the library filtered by one, derivatives,
+    the trash and its purge."""
+    collections = Collections(docs)
+    made = await collections.create(owner, "coast", None, None)
+    await collections.add(owner, made.id, [asset_id])
+    await _pages(partial(collections.list, owner, None), backward=False)
+
+    async def load(ids: list[str]) -> list[Document | None]:
+        return await docs.get_many(ASSETS, ids)
+
+    await _pages(partial(collections.assets_page, owner, made, load=load), backward=False)
+    await _pages(
+        partial(Library(docs).list, owner, AssetFilter(collection_id=made.id), AssetSort()), backward=False
+    )
+    await derivatives_of(docs, owner, [asset_id])
+    trash = Trash(docs, blobs, AuditLog(docs))
+    await trash.delete(owner, asset_id, RequestInfo("indexes"))
+    await trash.restore(owner, asset_id, RequestInfo("indexes"))
+    await trash.purge(admin, 0, RequestInfo("indexes"), dry_run=True)
+    await collections.delete(owner, made.id)
+
+
 async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     """Run every read path of the studio against `docs`."""
     settings = Settings.model_construct()  # the defaults, whatever the environment says
@@ -152,6 +182,7 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     )
 
     await _library(library, user, settings.model_image)
+    await _collections_and_trash(docs, blobs, user, admin, page.items[0].id)
 
     # Teams: the Actor's memberships, a team's members, its library, and what others shared.
     teams = Teams(docs, directory, AuditLog(docs))

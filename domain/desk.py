@@ -10,6 +10,7 @@ from domain.access import Actor, can_read, require_active, require_generate
 from domain.assets import ASSETS
 from domain.catalog import Catalog
 from domain.clock import new_id, now_iso
+from domain.collection_rules import check_filing
 from domain.errors import bad_input, conflict, forbidden, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
@@ -100,6 +101,9 @@ class JobDesk:
         )
         checked = check_request(kind, raw, self._catalog, self._limits)
         await self._check_inputs(who, checked.asset_refs)
+        collection_id = raw.get("collectionId")
+        if collection_id is not None:
+            await check_filing(self._docs, who, collection_id)
         hook = await self._check_webhook(webhook)
         now = now_iso()
         data: dict[str, Any] = {
@@ -125,9 +129,10 @@ class JobDesk:
             "started_at": None,
             "finished_at": None,
             "webhook": hook,
+            "collection_id": collection_id,
         }
         # Results made for a team (or filed into a collection) belong there: such requests always generate.
-        cacheable = use_cache and self._cache is not None and team_id is None
+        cacheable = use_cache and self._cache is not None and team_id is None and collection_id is None
         cache_key = request_key(kind, checked.model.id, checked.input) if cacheable else None
         if cache_key is not None:
             data["cache_key"] = cache_key

@@ -17,6 +17,7 @@ from domain.assets import (
     search_terms,
 )
 from domain.clock import now_iso
+from domain.collection_rules import membership_term, readable_collection
 from domain.errors import bad_input, forbidden, not_found
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, Order
@@ -38,6 +39,7 @@ class AssetFilter:
     deleted: bool = False
     team_id: str | None = None  # a team's assets instead of the caller's own
     shared_with_me: bool = False  # assets others shared with the caller
+    collection_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class Library:
             terms += [f"tag:{tag}" for tag in normalise_tags(filters.tags)]
         if filters.favorite:
             terms.append(f"fav:{who.id}")
+        if filters.collection_id is not None:
+            await readable_collection(self._docs, who, filters.collection_id)
+            terms.append(membership_term(filters.collection_id))
         if terms:
             conditions.append(Filter("search_terms", "array_contains_all", sorted(set(terms))))
         field = SORT_FIELDS.get(sort.field)
@@ -178,4 +183,5 @@ def asset_terms(data: dict[str, Any]) -> list[str]:
     terms = search_terms(data.get("prompt"), data.get("title"), tags=tags)
     terms += [f"tag:{tag}" for tag in tags]
     terms += [f"fav:{user_id}" for user_id in data.get("favorited_by") or []]
+    terms += [membership_term(collection_id) for collection_id in data.get("collection_ids") or []]
     return terms

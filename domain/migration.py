@@ -398,6 +398,7 @@ def plan_asset(record: LegacyRecord, facts: MediaFacts, *, owner_id: str, source
         "favorited_by": [],
         "job_id": None,
         "parent_id": None,
+        "parent_ids": [],
         "cost_usd": 0.0,
         "created_at": record.created_at,
         "updated_at": record.created_at,

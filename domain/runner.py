@@ -19,6 +19,7 @@ from domain.assets import ASSETS, blob_key
 from domain.catalog import Catalog, cost_usd
 from domain.clock import now_iso, to_iso, utcnow
 from domain.errors import ErrorCode, StudioError
+from domain.filing import file_new_assets, filing_target
 from domain.jobs import JOBS, JobStatus
 from domain.library import asset_terms
 from domain.ports import (
@@ -315,7 +316,7 @@ class JobRunner:
         cost = cost_usd(spec, units) if spec else 0.0
         kind = data["kind"]
         refs: Mapping[str, list[str]] = data.get("asset_refs") or {}
-        parents = refs.get("source") or refs.get("first_frame") or []
+        parents = [*refs.get("source", ()), *refs.get("first_frame", ()), *refs.get("last_frame", ())]
         parent = parents[0] if parents else None
         now = now_iso()
         assets: list[tuple[str, dict[str, Any]]] = []
@@ -345,6 +346,7 @@ class JobRunner:
                 "favorited_by": [],
                 "job_id": job.id,
                 "parent_id": parent,
+                "parent_ids": parents,
                 "cost_usd": round(cost / max(len(result.media), 1), 6),
                 "created_at": now,
                 "updated_at": now,
@@ -363,6 +365,7 @@ class JobRunner:
             if not self._ours(current):
                 return False
             assert current is not None
+            collection = await filing_target(tx, data.get("collection_id"))  # reads come before writes
             await book_usage(
                 tx,
                 user_id=data["owner_id"],
@@ -372,6 +375,7 @@ class JobRunner:
                 kind=kind,
                 counts=job_counts(kind, succeeded=True, units=units, cost=cost),
             )
+            file_new_assets(tx, collection, assets, data["owner_id"])
             for asset_id, asset in assets:
                 tx.set(ASSETS, asset_id, asset)
             changes: dict[str, Any] = {

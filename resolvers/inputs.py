@@ -25,6 +25,18 @@ def asset_ref(value: str, field: str) -> str:
         raise
 
 
+def collection_ref(value: str | None) -> str | None:
+    """A generation's `collectionId`; a malformed or foreign id is the caller's mistake."""
+    if value is None:
+        return None
+    try:
+        return decode_id(value, "Collection", "input.collectionId")
+    except StudioError as error:
+        if error.code is ErrorCode.NOT_FOUND:
+            raise bad_input("input.collectionId", f"{value} is not a collection id") from None
+        raise
+
+
 def image_input(data: GenerateImageInput) -> dict[str, Any]:
     refs = data.reference_asset_ids
     return {
@@ -35,6 +47,7 @@ def image_input(data: GenerateImageInput) -> dict[str, Any]:
         "count": data.count,
         "seed": data.seed,
         "referenceAssetIds": [asset_ref(v, "input.referenceAssetIds") for v in refs] if refs else None,
+        "collectionId": collection_ref(data.collection_id),
     }
 
 
@@ -52,6 +65,7 @@ def video_input(data: GenerateVideoInput) -> dict[str, Any]:
         "firstFrameAssetId": asset_ref(first, "input.firstFrameAssetId") if first else None,
         "lastFrameAssetId": asset_ref(last, "input.lastFrameAssetId") if last else None,
         "referenceAssetIds": [asset_ref(v, "input.referenceAssetIds") for v in refs] if refs else None,
+        "collectionId": collection_ref(data.collection_id),
     }
 
 

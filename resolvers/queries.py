@@ -63,6 +63,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         return await asset(info, id)
     if type_name == "Job":
         return await job(info, id)
+    if type_name == "Collection":
+        from resolvers.collections import collection
+
+        return await collection(info, id)
     if type_name == "User":
         actor = require_active(info.context.actor)
         raw = decode_id(id, "User")
@@ -102,6 +106,9 @@ async def assets(
         deleted=given.deleted,
         team_id=decode_id(given.team_id, "Team", "filter.teamId") if given.team_id else None,
         shared_with_me=bool(given.shared_with_me),
+        collection_id=decode_id(given.collection_id, "Collection", "filter.collectionId")
+        if given.collection_id is not None
+        else None,
     )
     domain_sort = DomainAssetSort(order.field.value, order.direction is SortDirection.DESC)
     page = await info.context.services.library.list(

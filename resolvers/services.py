@@ -8,6 +8,7 @@ from typing import Any
 from domain.admin import Admin, AuditLog
 from domain.apikeys import ApiKeys
 from domain.catalog import Catalog
+from domain.collections import Collections
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.library import Library
@@ -16,6 +17,7 @@ from domain.quotas import QuotaBook
 from domain.sharing import Sharing
 from domain.teams import Teams
 from domain.terms import TermsOfService
+from domain.trash import Trash
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -46,3 +48,5 @@ class Services:
     sharing: Sharing
     quotas: QuotaBook
     terms: TermsOfService
+    collections: Collections
+    trash: Trash

@@ -15,6 +15,7 @@ from schema.nodes import Node, PageInfo, encode_id
 from schema.scalars import JSON, MediaKind, moment
 
 if TYPE_CHECKING:
+    from schema.collections import CollectionConnection
     from schema.jobs import Job
     from schema.teams import Team
     from schema.users import User
@@ -155,6 +156,22 @@ class Asset(Node):
         doc = await info.context.loaders.assets.load(parent_id)
         return Asset.from_doc(doc) if doc and not doc.data.get("deleted_at") else None
 
+    @strawberry.field(
+        description="The collections it is in that the caller may see, in the order it joined them."
+    )
+    async def collections(
+        self, info: Info[StudioContext, None], first: int | None = 20, after: str | None = None
+    ) -> Annotated[CollectionConnection, strawberry.lazy("schema.collections")]:
+        from resolvers.collections import asset_collections
+
+        return await asset_collections(info, self._doc, first, after)
+
+    @strawberry.field(description="Versions made from this one (upscales, edits, videos from it as a frame).")
+    async def derivatives(self, info: Info[StudioContext, None]) -> list[Asset]:
+        from resolvers.versions import derivatives
+
+        return [Asset.from_doc(doc) for doc in await derivatives(info, self._doc.id)]
+
     @strawberry.field
     def cost_usd(self) -> float:
         return float(self._get("cost_usd") or 0.0)
@@ -212,6 +229,9 @@ class AssetFilter:
         default=None,
         description="true: assets other people shared with the caller directly (shareAsset withUserEmail), "
         "instead of the caller's own. Not with teamId.",
+    )
+    collection_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this collection's assets."
     )
 
 

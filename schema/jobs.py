@@ -239,6 +239,9 @@ class GenerateImageInput:
     team_id: strawberry.ID | None = strawberry.field(
         default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
     )
+    collection_id: strawberry.ID | None = strawberry.field(
+        default=None, description="File the results into this collection."
+    )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key + same caller within 24 h = the same job, no second charge."
@@ -266,6 +269,9 @@ class GenerateVideoInput:
     reference_asset_ids: list[strawberry.ID] | None = None
     team_id: strawberry.ID | None = strawberry.field(
         default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
+    )
+    collection_id: strawberry.ID | None = strawberry.field(
+        default=None, description="File the results into this collection."
     )
     webhook: WebhookInput | None = None
     idempotency_key: str | None = strawberry.field(

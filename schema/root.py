@@ -16,9 +16,11 @@ from strawberry.tools import merge_types
 from resolvers import mutations, queries, subscriptions
 from schema.apikeys import ApiKey, ApiKeyMutation, ApiKeyQuery
 from schema.assets import Asset, AssetConnection
+from schema.collections import Collection
 from schema.errors import CachedParser, ErrorFormatter
 from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
+from schema.library_roots import CollectionMutation, CollectionQuery, TrashMutation
 from schema.nodes import Node
 from schema.quota_fields import QuotaMutation, QuotaQuery
 from schema.scalars import JobStatus
@@ -81,8 +83,10 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery))
-Mutation = merge_types("Mutation", (CoreMutation, ApiKeyMutation, TeamMutation, QuotaMutation))
+Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery, CollectionQuery))
+Mutation = merge_types(
+    "Mutation", (CoreMutation, ApiKeyMutation, TeamMutation, QuotaMutation, CollectionMutation, TrashMutation)
+)
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 
@@ -91,7 +95,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Asset, Job, ApiKey, Team],
+        types=[User, Asset, Job, ApiKey, Team, Collection],
         execution_context_class=StudioExecutionContext,
         extensions=[
             ErrorFormatter,

@@ -121,6 +121,17 @@ EXPECTED: dict[str, dict[str, str]] = {
     "currentTerms": dict.fromkeys(ACTORS, OK),  # anyone may read the terms, even with a bad token
     "acceptTerms": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
     "setQuota": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    "purgeDeleted": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
+    # Collections (the owner's) and the trash: each delete and restore takes an asset of its own
+    "collection": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "collections": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "createCollection": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "updateCollection": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "deleteCollection": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "addToCollection": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "removeFromCollection": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "deleteAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "restoreAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
@@ -142,8 +153,14 @@ class World:
     team_asset_id: str = ""
     team_member_id: str = ""
     leaver_id: str = ""
+    collection_id: str = ""
+    # One per call, so every actor meets a fresh one: the owner's collections to delete, live assets
+    # to delete, trashed assets to restore.
+    spare: dict[str, list[str]] = field(default_factory=dict)
 
     def ids(self, kind: str) -> str:
+        if kind in self.spare:
+            return self.spare[kind].pop()
         return {
             "job": self.job_id,
             "asset": self.asset_id,
@@ -155,6 +172,7 @@ class World:
             "team_asset": self.team_asset_id,
             "team_member": self.team_member_id,
             "leaver": self.leaver_id,
+            "collection": self.collection_id,
         }[kind]
 
 
@@ -249,6 +267,26 @@ OPERATIONS: dict[str, Operation] = {
         "mutation($userId: ID!) { setQuota(userId: $userId, imagesPerDay: 1000) { id } }",
         _on("bystander", "userId"),
     ),
+    "purgeDeleted": Operation("mutation { purgeDeleted }"),
+    "collection": Operation("query($id: ID!) { collection(id: $id) { id } }", _on("collection")),
+    "collections": Operation("{ collections { totalCount } }"),
+    "createCollection": Operation('mutation { createCollection(name: "authorized?") { id } }'),
+    "updateCollection": Operation(
+        'mutation($id: ID!) { updateCollection(id: $id, description: "seen") { id } }', _on("collection")
+    ),
+    "deleteCollection": Operation(
+        "mutation($id: ID!) { deleteCollection(id: $id) }", _on("doomed_collection")
+    ),
+    "addToCollection": Operation(
+        "mutation($c: ID!, $a: ID!) { addToCollection(collectionId: $c, assetIds: [$a]) { id } }",
+        lambda world: {"c": world.collection_id, "a": world.asset_id},
+    ),
+    "removeFromCollection": Operation(
+        "mutation($c: ID!, $a: ID!) { removeFromCollection(collectionId: $c, assetIds: [$a]) { id } }",
+        lambda world: {"c": world.collection_id, "a": world.asset_id},
+    ),
+    "deleteAsset": Operation("mutation($id: ID!) { deleteAsset(id: $id) { id } }", _on("live_asset")),
+    "restoreAsset": Operation("mutation($id: ID!) { restoreAsset(id: $id) { id } }", _on("trashed_asset")),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
 }
@@ -307,7 +345,7 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         team_job = await submit(owner, "generateImage", {"prompt": "the team's picture", "teamId": team_id})
         await wait_for_jobs(owner)
         made = await owner.data("query($id: ID!) { job(id: $id) { assets { id } } }", {"id": team_job["id"]})
-        return World(
+        world = World(
             clients,
             found["me"]["id"],
             job["id"],
@@ -320,8 +358,33 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
             team_member_id=joined["EDITOR"],
             leaver_id=joined["VIEWER"],
         )
+        await _furnish(world, owner)
+        return world
 
     return run(build())
+
+
+async def _furnish(world: World, owner: StudioClient) -> None:
+    """The owner's collection, and for each actor a collection to delete, an asset to delete, one to restore."""
+    create = 'mutation { createCollection(name: "the owner\'s") { id } }'
+    world.collection_id = (await owner.data(create))["createCollection"]["id"]
+    callers = len(ACTORS) + 1  # every actor, and the owner's API key
+    world.spare["doomed_collection"] = [
+        (await owner.data(create))["createCollection"]["id"] for _ in range(callers)
+    ]
+    jobs = [
+        await submit(owner, "generateImage", {"prompt": "spare", "count": 4})
+        for _ in range(-(-2 * callers // 4))
+    ]
+    await wait_for_jobs(owner)
+    spares: list[str] = []
+    for made in jobs:
+        found = await owner.data("query($id: ID!) { job(id: $id) { assets { id } } }", {"id": made["id"]})
+        spares += [asset["id"] for asset in found["job"]["assets"]]
+    world.spare["live_asset"] = spares[:callers]
+    world.spare["trashed_asset"] = spares[callers : 2 * callers]
+    for asset_id in world.spare["trashed_asset"]:
+        await owner.data("mutation($id: ID!) { deleteAsset(id: $id) { id } }", {"id": asset_id})
 
 
 def cases() -> Iterator[Any]:

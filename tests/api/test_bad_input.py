@@ -68,7 +68,25 @@ BY_ID = {
     "updateAsset": UPDATE,
     "revokeApiKey": "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
     "team": "query($id: ID!) { team(id: $id) { id } }",
+    "collection": "query($id: ID!) { collection(id: $id) { id } }",
+    "updateCollection": "mutation($id: ID!) { updateCollection(id: $id) { id } }",
+    "deleteCollection": "mutation($id: ID!) { deleteCollection(id: $id) }",
+    "deleteAsset": "mutation($id: ID!) { deleteAsset(id: $id) { id } }",
+    "restoreAsset": "mutation($id: ID!) { restoreAsset(id: $id) { id } }",
 }
+COLLECTIONS = "query($teamId: ID, $first: Int, $after: String) { collections(teamId: $teamId, first: $first, after: $after) { totalCount } }"
+CREATE_COLLECTION = """mutation($name: String!, $description: String, $teamId: ID) {
+  createCollection(name: $name, description: $description, teamId: $teamId) { id }
+}"""
+UPDATE_COLLECTION = """mutation($id: ID!, $name: String, $description: String) {
+  updateCollection(id: $id, name: $name, description: $description) { id }
+}"""
+FILE = "mutation($collectionId: ID!, $assetIds: [ID!]!) {{ {0}(collectionId: $collectionId, assetIds: $assetIds) {{ id }} }}"
+ADD_TO = FILE.format("addToCollection")
+REMOVE_FROM = FILE.format("removeFromCollection")
+PURGE = "mutation($olderThanDays: Int) { purgeDeleted(olderThanDays: $olderThanDays) }"
+A_COLLECTION = base64.b64encode(b"Collection:missing").decode()
+MISSING_ASSETS = [base64.b64encode(f"Asset:m{i}".encode()).decode() for i in range(51)]
 USERS = "query($status: UserStatus, $first: Int, $after: String) { users(status: $status, first: $first, after: $after) { id } }"
 AUDIT_LOG = """query($action: String, $actorId: ID, $first: Int, $after: String) {
   auditLog(action: $action, actorId: $actorId, first: $first, after: $after) { totalCount }
@@ -398,6 +416,46 @@ CASES: dict[str, Case] = {
     "setQuota-budget-not-a-number": Case(
         "setQuota", SET_QUOTA, {"userId": SOMEONE, "monthlyBudgetUsd": "lots"}, "monthlyBudgetUsd"
     ),
+    # collections
+    "assets-collection-id-malformed": at(assets(filter={"collectionId": NOT_BASE64}), "filter.collectionId"),
+    "image-collection-id-malformed": at(image(collectionId=NOT_BASE64), "input.collectionId"),
+    "image-collection-id-is-a-job": at(image(collectionId=A_JOB), "input.collectionId"),
+    "video-collection-missing": at(video(collectionId=A_COLLECTION), "input.collectionId"),
+    "collections-team-id-malformed": Case("collections", COLLECTIONS, {"teamId": NOT_BASE64}, "teamId"),
+    "collections-first-over-100": Case("collections", COLLECTIONS, {"first": 101}, "first"),
+    "collections-garbage-after": Case("collections", COLLECTIONS, {"after": "garbage"}, "after"),
+    "createCollection-empty-name": Case("createCollection", CREATE_COLLECTION, {"name": "  "}, "name"),
+    "createCollection-name-too-long": Case(
+        "createCollection", CREATE_COLLECTION, {"name": "n" * 101}, "name"
+    ),
+    "createCollection-description-too-long": Case(
+        "createCollection", CREATE_COLLECTION, {"name": "ok", "description": "d" * 2001}, "description"
+    ),
+    "createCollection-team-id-malformed": Case(
+        "createCollection", CREATE_COLLECTION, {"name": "ok", "teamId": NOT_BASE64}, "teamId"
+    ),
+    "updateCollection-empty-name": Case(
+        "updateCollection", UPDATE_COLLECTION, {"id": A_COLLECTION, "name": ""}, "name"
+    ),
+    "updateCollection-description-not-a-string": Case(
+        "updateCollection", UPDATE_COLLECTION, {"id": A_COLLECTION, "description": 5}, "description"
+    ),
+    **{
+        f"{root}-{name}": Case(root, document, variables, field)
+        for root, document in (("addToCollection", ADD_TO), ("removeFromCollection", REMOVE_FROM))
+        for name, variables, field in (
+            (
+                "collection-id-malformed",
+                {"collectionId": NOT_BASE64, "assetIds": [MISSING_ASSET]},
+                "collectionId",
+            ),
+            ("no-asset-ids", {"collectionId": A_COLLECTION, "assetIds": []}, "assetIds"),
+            ("51-asset-ids", {"collectionId": A_COLLECTION, "assetIds": MISSING_ASSETS}, "assetIds"),
+            ("asset-id-malformed", {"collectionId": A_COLLECTION, "assetIds": [NOT_BASE64]}, "assetIds"),
+        )
+    },
+    "purgeDeleted-negative-days": Case("purgeDeleted", PURGE, {"olderThanDays": -1}, "olderThanDays"),
+    "purgeDeleted-over-ten-years": Case("purgeDeleted", PURGE, {"olderThanDays": 3651}, "olderThanDays"),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")
@@ -410,7 +468,7 @@ SOCKET_CASES: dict[str, Case] = {
     "jobProgress-id-without-type": Case("jobProgress", PROGRESS, {"id": NO_TYPE}, "id"),
     "myJobs-unknown-status": Case("myJobs", MY_JOBS, {"statuses": ["DONE"]}, "statuses"),
 }
-ROOTS = """fragment Args on __Type { fields { name args { name type { name kind ofType { name kind ofType { name } } } } } }
+ROOTS = """fragment Args on __Type { fields { name args { name type { name kind ofType { name kind ofType { name kind ofType { name } } } } } } }
 { __schema { queryType { ...Args } mutationType { ...Args } subscriptionType { ...Args } types { name inputFields { name } } } }"""
 
 
