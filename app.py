@@ -129,8 +129,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     if settings.blobs == "local":
         from backends.blobs.localfs import files_route
+        from backends.blobs.localfs_uploads import upload_route
 
         routes.append(files_route(services.blobs))  # type: ignore[arg-type]
+        routes.append(upload_route(services.blobs))  # type: ignore[arg-type]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.services = services
     # Each add wraps the ones before: a request meets response headers (request id, docstore call

@@ -33,6 +33,7 @@ from domain.ports import (
 )
 from domain.requests import InputLimits
 from domain.runner import JobRunner
+from domain.uploads import UploadLimits, Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -282,7 +283,19 @@ def build_services(settings: Settings) -> Services:
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
         forecast=QueueForecast(docs, parallelism=settings.workers),
+        uploads=build_uploads(settings, docs, blobs),
     )
+
+
+def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploads:
+    from backends.media_probe import inspect_media
+
+    limits = UploadLimits(
+        max_image_bytes=settings.upload_max_image_bytes,
+        max_video_bytes=settings.upload_max_video_bytes,
+        ttl_seconds=settings.upload_ttl_seconds,
+    )
+    return Uploads(docs, blobs, inspect_media, limits)
 
 
 def build_authenticator(services: Services) -> Authenticator:

@@ -2,7 +2,9 @@
 
 Three operation classes, each with its own moving-window rate per caller:
 
-- `generate`: any document that runs a generate*/upscale* mutation (one slot per such root field),
+- `generate`: any document that runs a generate*/upscale* mutation or `createUpload` (one slot
+  per such root field: an upload stores media as a generation does; `completeUpload` only checks
+  what one ticket brought, and counts as a read),
 - `subscribe`: a subscription starting,
 - `read`: every other query or mutation.
 
@@ -30,6 +32,7 @@ class OperationClass(StrEnum):
 
 
 _GENERATE_PREFIXES = ("generate", "upscale")
+_GENERATE_FIELDS = frozenset({"createUpload"})
 
 # The `limits` library's rate strings: "30/minute", "30 per minute", "10 per 2 hours".
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|\s+per\s+|per)\s*(\d+)?\s*([a-z]+?)s?\s*$", re.IGNORECASE)
@@ -71,8 +74,8 @@ def parse_rate(text: str) -> Rate:
 
 
 def is_generate_field(name: str) -> bool:
-    """A root mutation field that starts a paid generation."""
-    return name.startswith(_GENERATE_PREFIXES)
+    """A root mutation field that starts a paid generation, or stores media like one."""
+    return name.startswith(_GENERATE_PREFIXES) or name in _GENERATE_FIELDS
 
 
 def classify_operation(operation_type: str, root_fields: Iterable[str]) -> tuple[OperationClass, int]:

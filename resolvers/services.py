@@ -11,6 +11,7 @@ from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
+from domain.uploads import Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -35,3 +36,4 @@ class Services:
     audit: AuditLog
     admin: Admin
     forecast: QueueForecast
+    uploads: Uploads

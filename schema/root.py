@@ -20,6 +20,7 @@ from schema.execution import StudioExecutionContext
 from schema.jobs import Job, JobConnection, JobEvent, ModelInfo
 from schema.nodes import Node
 from schema.scalars import JobStatus
+from schema.uploads import UploadMutation
 from schema.usage import UsageReport
 from schema.users import AuditEventConnection, User
 
@@ -78,7 +79,7 @@ class CoreSubscription:
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
 Query = merge_types("Query", (CoreQuery,))
-Mutation = merge_types("Mutation", (CoreMutation,))
+Mutation = merge_types("Mutation", (CoreMutation, UploadMutation))
 Subscription = merge_types("Subscription", (CoreSubscription,))
 
 
