@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
 from tests.api.helpers import around_now, new_client, receive, run, submit, wait_for_jobs
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
+from tests.support.media import image_bytes
 from tests.support.server import StudioProcess
 
 OK = "OK"
@@ -82,6 +84,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "upscaleImage": row(viewer=FORBIDDEN, stranger=BAD_USER_INPUT, admin=OK, owner=OK),
     "cancelJob": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=CONFLICT, owner=CONFLICT),  # job finished
     "updateAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "createUpload": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "completeUpload": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=NOT_FOUND, owner=OK),  # uploader only
     # Administration (the mutations target a bystander, so no actor's own token is revoked)
     "users": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "auditLog": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
@@ -103,6 +107,7 @@ class World:
     job_id: str
     asset_id: str
     bystander_id: str
+    upload_id: str = ""  # the owner's upload, its bytes sent, not yet completed
 
     def ids(self, kind: str) -> str:
         return {
@@ -110,6 +115,7 @@ class World:
             "asset": self.asset_id,
             "user": self.owner_id,
             "bystander": self.bystander_id,
+            "upload": self.upload_id,
         }[kind]
 
 
@@ -155,6 +161,10 @@ OPERATIONS: dict[str, Operation] = {
     "updateAsset": Operation(
         "mutation($id: ID!) { updateAsset(id: $id, favorite: true) { id } }", _on("asset")
     ),
+    "createUpload": Operation(
+        'mutation { createUpload(filename: "a.png", mimeType: "image/png", bytes: 100) { uploadUrl } }'
+    ),
+    "completeUpload": Operation("mutation($id: ID!) { completeUpload(assetId: $id) { id } }", _on("upload")),
     "users": Operation("{ users(first: 5) { id } }"),
     "auditLog": Operation("{ auditLog(first: 5) { totalCount } }"),
     "setUserStatus": Operation(
@@ -206,9 +216,29 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         )
         bystander = await new_client(studio, studio_dir, "bystander")
         bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
-        return World(clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"], bystander_id)
+        upload_id = await uploaded(owner, image_bytes("image/png"))
+        return World(
+            clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"], bystander_id, upload_id
+        )
 
     return run(build())
+
+
+async def uploaded(client: StudioClient, data: bytes) -> str:
+    """Start an upload and send its bytes, leaving it to be completed: the asset id."""
+    ticket = (
+        await client.data(
+            'mutation($n: Int!) { createUpload(filename: "a.png", mimeType: "image/png", bytes: $n) '
+            "{ asset { id } uploadUrl method headers } }",
+            {"n": len(data)},
+        )
+    )["createUpload"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        sent = await http.request(
+            ticket["method"], ticket["uploadUrl"], headers=ticket["headers"], content=data
+        )
+    assert sent.status_code == 201, sent.text
+    return str(ticket["asset"]["id"])
 
 
 def cases() -> Iterator[Any]:
