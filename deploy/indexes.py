@@ -2,7 +2,7 @@
 
 Runs the studio's read paths on a throwaway embedded store — the asset library with every filter
 and sort the API offers, paged both ways, with its total count; the job list; usage reports; the
-lease sweeper; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
+lease sweeper; the sweep of expired uploads; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
 through the Firestore adapter to see what it would send, and prints the composite indexes Firestore
 needs for them:
 
@@ -36,6 +36,7 @@ from backends.docstore.indexes import (
 )
 from backends.docstore.sqlite import SqliteDocStore
 from backends.generators.local import LocalGenerator
+from backends.media_probe import inspect_media
 from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
@@ -46,6 +47,7 @@ from domain.jobs import JobKind
 from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
 from domain.pages import Page, PageRequest
 from domain.runner import JobRunner
+from domain.uploads import Uploads
 from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
 from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
@@ -165,6 +167,7 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
         await _pages(partial(audit.list, admin, action=action, actor_id=actor_id), backward=False)
 
     await runner.sweep()
+    await Uploads(docs, blobs, inspect_media).sweep()
 
     forecast = QueueForecast(docs, ttl_seconds=0)
     await forecast.eta_seconds(settings.model_image, await forecast.position(queued.data["created_at"]))
