@@ -2,9 +2,9 @@
 
 Runs the studio's read paths on a throwaway embedded store — the asset library with every filter
 and sort the API offers, paged both ways, with its total count; the job list; usage reports; the
-lease sweeper; the sweep of expired uploads; webhook deliveries; the queue's watch; the myJobs subscription — records every read, replays the reads
-through the Firestore adapter to see what it would send, and prints the composite indexes Firestore
-needs for them:
+lease sweeper; the sweep of expired uploads; webhook deliveries; the queue's watch; the myJobs
+subscription — records every read, replays the reads through the Firestore adapter to see what it
+would send, and prints the composite indexes Firestore needs for them:
 
     .venv/bin/python deploy/indexes.py > deploy/firestore.indexes.json
 
