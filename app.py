@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],  # PUT: uploads to signed /files links
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
             expose_headers=["X-Request-Id", "Retry-After", "X-Docstore-Calls"],
             max_age=600,

@@ -7,6 +7,7 @@ import io
 from backends.legacy.media import probe_media
 from domain.migration import MediaShape
 
+MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold, should it be switched off
 _PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 
 
@@ -25,6 +26,9 @@ def inspect_media(data: bytes, mime_type: str) -> MediaShape:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != expected:
                 raise ValueError(f"the bytes are {image.format}, not {expected}")
+            # A few compressed megabytes can claim billions of pixels: refuse before decoding them.
+            if image.width * image.height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
+                raise ValueError(f"the image has more than {Image.MAX_IMAGE_PIXELS or MAX_PIXELS} pixels")
             image.load()
             width, height = image.size
     except ValueError:

@@ -89,7 +89,8 @@ class Uploads:
         asset_id = new_id()
         now = utcnow()
         expires = now + timedelta(seconds=self._limits.ttl_seconds)
-        staging = "uploads/" + blob_key(asset_id, declared).removeprefix("assets/")
+        # Under tmp/: the bucket's lifecycle deletes whatever a client sends after completion.
+        staging = "tmp/uploads/" + blob_key(asset_id, declared).removeprefix("assets/")
         target = await self._blobs.upload_url(
             staging, content_type=declared, max_bytes=size, expires_in=expires - now
         )

@@ -64,7 +64,9 @@ def files_of(studio_dir: Path, asset_id: str) -> list[Path]:
     """Every stored file (staging or final, with sidecars and temp files) of one upload."""
     blobs = studio_dir / "blobs"
     raw = raw_id(asset_id)
-    return [path for folder in ("uploads", "assets") for path in (blobs / folder / raw[-2:]).glob(f"*{raw}*")]
+    return [
+        path for folder in ("tmp/uploads", "assets") for path in (blobs / folder / raw[-2:]).glob(f"*{raw}*")
+    ]
 
 
 async def listed_ids(client: StudioClient) -> set[str]:

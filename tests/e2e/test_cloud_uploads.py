@@ -50,7 +50,7 @@ async def start_upload(
     checked = verify_v4_signed_url(
         ticket["uploadUrl"], cloud.key.public_key, method="POST", headers=ticket["headers"]
     )
-    assert checked.bucket == cloud.storage.bucket and checked.key.startswith("uploads/"), checked
+    assert checked.bucket == cloud.storage.bucket and checked.key.startswith("tmp/uploads/"), checked
     assert checked.expires_in == 600  # GENMEDIA_UPLOAD_TTL_SECONDS
     assert set(checked.signed_headers) == {"host", *ticket["headers"]}
     return ticket, checked.key
@@ -82,7 +82,7 @@ async def test_an_upload_through_the_bucket_becomes_an_asset_and_a_mismatch_leav
     assert (asset["width"], asset["height"]) == (160, 96)
     assert asset["contentSha256"] == hashlib.sha256(png).hexdigest()
     assert (await assert_signed_download(cloud, asset)).content == png
-    assert cloud.objects("uploads/") == []
+    assert cloud.objects("tmp/uploads/") == []
 
     jpeg = image_bytes("image/jpeg")
     ticket, staging = await start_upload(cloud, client, jpeg, "image/png")
@@ -91,6 +91,6 @@ async def test_an_upload_through_the_bucket_becomes_an_asset_and_a_mismatch_leav
 
     assert_error(error, "BAD_USER_INPUT")
     assert error["extensions"]["field"] == "mimeType"
-    assert cloud.objects("uploads/") == []
+    assert cloud.objects("tmp/uploads/") == []
     raw = base64.b64decode(ticket["asset"]["id"]).decode().partition(":")[2]
     assert not [name for name in cloud.objects("assets/") if raw in name]

@@ -78,7 +78,7 @@ async def test_the_sweep_removes_expired_tickets_and_their_uploads_only(desk: De
     assert await desk.docs.get(ASSETS, abandoned.asset.id) is None
     kept = await desk.docs.get(ASSETS, completed.asset.id)
     assert kept is not None and await desk.blobs.get(kept.data["blob_key"]) == PNG
-    assert [path for path in stored(desk) if path.startswith("uploads/")] == []
+    assert [path for path in stored(desk) if path.startswith("tmp/")] == []
 
 
 async def test_starting_an_upload_sweeps_expired_ones(desk: Desk) -> None:
@@ -120,3 +120,16 @@ async def test_the_cap_per_kind_comes_from_the_limits(desk: Desk) -> None:
         with pytest.raises(StudioError) as refused:
             await small.create(desk.actor, "a", mime, size)
         assert refused.value.details["field"] == "bytes"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_an_image_claiming_too_many_pixels_is_refused_before_decoding() -> None:
+    import io
+
+    from PIL import Image
+
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(bomb, "PNG")  # 100 megapixels in about 12 KB
+
+    with pytest.raises(ValueError, match="pixels"):
+        inspect_media(bomb.getvalue(), "image/png")
