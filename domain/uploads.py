@@ -115,9 +115,9 @@ class Uploads:
         """Check the uploaded bytes and make the asset visible; the same asset when called again."""
         who = require_active(actor)
         ticket = await self._docs.get(UPLOADS, asset_id)
-        if ticket is None or ticket.data.get("owner_id") != who.id:
-            if ticket is None:
-                return await self._completed(who, asset_id)
+        if ticket is None:  # never started, or completed and its ticket since swept
+            return await self._completed(who, asset_id)
+        if ticket.data.get("owner_id") != who.id:
             raise not_found("upload", asset_id)
         data = ticket.data
         if data["status"] == "COMPLETED":
@@ -154,14 +154,15 @@ class Uploads:
             await self._refuse(
                 ticket, "file", f"The file is not a readable {what}: it is truncated or corrupt."
             )
-        key = blob_key(asset_id, mime)
-        stored = await self._blobs.put(key, content, mime, {"upload": asset_id})
+        digest = hashlib.sha256(content).hexdigest()
+        key = _asset_key(asset_id, mime, digest)
+        await self._blobs.put(key, content, mime, {"upload": asset_id})
         asset = _asset_fields(data, blob=key, size=len(content))
         asset.update(
             width=shape.width,
             height=shape.height,
             duration_seconds=shape.duration_seconds,
-            content_sha256=stored.sha256 or hashlib.sha256(content).hexdigest(),
+            content_sha256=digest,
             created_at=now_iso(),
             updated_at=now_iso(),
         )
@@ -176,8 +177,11 @@ class Uploads:
             return status
 
         status = await self._docs.run_transaction(publish)
-        if status == "COMPLETED":  # a concurrent completion won: its asset has these very bytes
-            return await self._completed(who, asset_id)
+        if status == "COMPLETED":  # a concurrent completion won: keep its copy, not this one
+            winner = await self._completed(who, asset_id)
+            if winner.data.get("blob_key") != key:
+                await self._blobs.delete(key)
+            return winner
         if status != "PENDING":
             await self._blobs.delete(key)
             raise not_found("upload", asset_id)
@@ -263,6 +267,12 @@ def _checked_filename(filename: str) -> str:
             "filename", "filename must be a bare name: no folders, slashes or control characters."
         )
     return name
+
+
+def _asset_key(asset_id: str, mime_type: str, digest: str) -> str:
+    """The asset's own object, named by its content too: two racing completions never share one."""
+    stem, _, extension = blob_key(asset_id, mime_type).rpartition(".")
+    return f"{stem}-{digest[:16]}.{extension}"
 
 
 def _asset_fields(ticket: dict[str, Any], *, blob: str, size: int) -> dict[str, Any]:

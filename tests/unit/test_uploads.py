@@ -133,3 +133,17 @@ def test_an_image_claiming_too_many_pixels_is_refused_before_decoding() -> None:
 
     with pytest.raises(ValueError, match="pixels"):
         inspect_media(bomb.getvalue(), "image/png")
+
+
+async def test_racing_completions_publish_one_asset_and_keep_one_copy(desk: Desk) -> None:
+    import asyncio
+
+    ticket = await desk.uploads.create(desk.actor, "twice.png", "image/png", len(PNG))
+    await desk.send(ticket)
+
+    first, second = await asyncio.gather(
+        desk.uploads.complete(desk.actor, ticket.asset.id), desk.uploads.complete(desk.actor, ticket.asset.id)
+    )
+
+    assert first.data == second.data
+    assert [path for path in stored(desk) if not path.endswith(".meta.json")] == [first.data["blob_key"]]
