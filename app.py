@@ -141,8 +141,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(Route(TASKS_PATH, endpoint.handle, methods=["POST"]))
     if settings.blobs == "local":
         from backends.blobs.localfs import files_route
+        from backends.blobs.localfs_uploads import upload_route
 
         routes.append(files_route(services.blobs))  # type: ignore[arg-type]
+        routes.append(upload_route(services.blobs))  # type: ignore[arg-type]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.services = services
     # Each add wraps the ones before: a request meets response headers (request id, docstore call
@@ -152,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],  # PUT: uploads to signed /files links
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-Id"],
             expose_headers=["X-Request-Id", "Retry-After", "X-Docstore-Calls"],
             max_age=600,

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(4000, ge=1)
     max_page_size: int = Field(100, ge=1, le=1000)
     max_body_bytes: int = Field(256 * 1024, ge=256)  # HTTP request bodies (not /files)
+    # uploads (createUpload): the largest file per kind, and how long a ticket and its link live
+    upload_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1, le=2**31 - 1)
+    upload_max_video_bytes: int = Field(100 * 1024 * 1024, ge=1, le=2**31 - 1)
+    upload_ttl_seconds: int = Field(3600, ge=5, le=7 * 24 * 3600)
     max_query_depth: int = Field(12, ge=1)
     max_query_aliases: int = Field(30, ge=0)
     max_query_tokens: int = Field(5000, ge=10)

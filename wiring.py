@@ -45,6 +45,7 @@ from domain.task_delivery import TaskDeliveries
 from domain.teams import Teams, team_roles
 from domain.terms import Terms, TermsOfService
 from domain.trash import Trash
+from domain.uploads import UploadLimits, Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
@@ -368,6 +369,7 @@ def build_services(settings: Settings) -> Services:
         terms=terms,
         collections=Collections(docs, max_page_size=settings.max_page_size),
         trash=Trash(docs, blobs, audit, trash_days=settings.trash_days),
+        uploads=build_uploads(settings, docs, blobs),
     )
 
 
@@ -383,6 +385,17 @@ def build_quotas(settings: Settings, docs: DocStore) -> QuotaBook:
 def build_terms(settings: Settings, docs: DocStore) -> TermsOfService:
     current = Terms(settings.terms_version, settings.terms_url, settings.terms_published_at)
     return TermsOfService(docs, current)
+
+
+def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploads:
+    from backends.media_probe import inspect_media
+
+    limits = UploadLimits(
+        max_image_bytes=settings.upload_max_image_bytes,
+        max_video_bytes=settings.upload_max_video_bytes,
+        ttl_seconds=settings.upload_ttl_seconds,
+    )
+    return Uploads(docs, blobs, inspect_media, limits)
 
 
 def build_authenticator(services: Services) -> Authenticator:

@@ -2,10 +2,10 @@
 
 Runs the studio's read paths on a throwaway embedded store — the asset library with every filter
 and sort the API offers, paged both ways, with its total count; the job list; usage reports; the
-lease sweeper; API keys; webhook deliveries; the queue's watch; the myJobs subscription; teams, their
-members and libraries, and what is shared — records every read, replays the reads
-through the Firestore adapter to see what it would send, and prints the composite indexes Firestore
-needs for them:
+lease sweeper; the sweep of expired uploads; API keys; webhook deliveries; the queue's watch; the myJobs
+subscription; teams, their members and libraries, and what is shared — records every read, replays
+the reads through the Firestore adapter to see what it would send, and prints the composite indexes
+Firestore needs for them:
 
     .venv/bin/python deploy/indexes.py > deploy/firestore.indexes.json
 
@@ -37,6 +37,7 @@ from backends.docstore.indexes import (
 )
 from backends.docstore.sqlite import SqliteDocStore
 from backends.generators.local import LocalGenerator
+from backends.media_probe import inspect_media
 from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
@@ -54,6 +55,7 @@ from domain.runner import JobRunner
 from domain.sharing import Sharing
 from domain.teams import TeamRole, Teams, team_roles
 from domain.trash import Trash
+from domain.uploads import Uploads
 from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
 from domain.versions import derivatives_of
@@ -233,6 +235,7 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     await api_keys.list_for(user)
 
     await runner.sweep()
+    await Uploads(docs, blobs, inspect_media).sweep()
 
     forecast = QueueForecast(docs, ttl_seconds=0)
     await forecast.eta_seconds(settings.model_image, await forecast.position(queued.data["created_at"]))

@@ -76,11 +76,12 @@ READ_SCOPE = "read"  # every query and subscription
 WRITE_SCOPE = "write"  # every mutation that does not start a generation (library edits, cancelJob, ...)
 GENERATE_SCOPE = "generate"  # generate*/upscale* mutations: they spend quota and budget
 _GENERATE_PREFIXES = ("generate", "upscale")
+_GENERATE_FIELDS = frozenset({"createUpload"})
 
 
 def is_generate_field(name: str) -> bool:
-    """A root mutation field that starts a paid generation."""
-    return name.startswith(_GENERATE_PREFIXES)
+    """A root mutation field that starts a paid generation, or stores media like one."""
+    return name.startswith(_GENERATE_PREFIXES) or name in _GENERATE_FIELDS
 
 
 def scope_for(operation_type: str, root_field: str) -> str | None:

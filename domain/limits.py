@@ -2,7 +2,9 @@
 
 Three operation classes, each with its own moving-window rate per caller:
 
-- `generate`: any document that runs a generate*/upscale* mutation (one slot per such root field),
+- `generate`: any document that runs a generate*/upscale* mutation or `createUpload` (one slot
+  per such root field: an upload stores media as a generation does; `completeUpload` only checks
+  what one ticket brought, and counts as a read),
 - `subscribe`: a subscription starting,
 - `read`: every other query or mutation.
 

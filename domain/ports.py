@@ -191,6 +191,20 @@ class SignedUrl:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where a client sends an upload: `method` to `url` with exactly `headers`, before `expires_at`.
+
+    A PUT carries the bytes itself; a POST (GCS) starts a resumable session whose `Location` the
+    client then PUTs the bytes to. Either way at most the signed number of bytes is accepted.
+    """
+
+    url: str
+    method: str
+    headers: Mapping[str, str]
+    expires_at: datetime
+
+
 class BlobNotFound(Exception):
     """No object under that key."""
 
@@ -221,6 +235,21 @@ class BlobStore(Protocol):
         self, key: str, *, expires_in: timedelta, download_name: str | None = None
     ) -> SignedUrl:
         """A time-limited GET URL for the object."""
+        ...
+
+    async def upload_url(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: timedelta
+    ) -> UploadTarget:
+        """A signed, expiring target through which a client uploads at most `max_bytes` to `key`."""
+        ...
+
+    async def stat(self, key: str) -> StoredBlob:
+        """Size and content type of the object (sha256 may be "" when the store does not know it);
+        BlobNotFound if missing."""
+        ...
+
+    async def read_prefix(self, key: str, length: int) -> bytes:
+        """At most the first `length` bytes of the object; BlobNotFound if missing."""
         ...
 
     async def ping(self) -> None:

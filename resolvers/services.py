@@ -18,6 +18,7 @@ from domain.sharing import Sharing
 from domain.teams import Teams
 from domain.terms import TermsOfService
 from domain.trash import Trash
+from domain.uploads import Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
 from subscriptions.hub import DocumentHub
@@ -50,3 +51,4 @@ class Services:
     terms: TermsOfService
     collections: Collections
     trash: Trash
+    uploads: Uploads

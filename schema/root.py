@@ -26,6 +26,7 @@ from schema.quota_fields import QuotaMutation, QuotaQuery
 from schema.scalars import JobStatus
 from schema.team_roots import TeamMutation, TeamQuery
 from schema.teams import Team
+from schema.uploads import UploadMutation
 from schema.usage import UsageReport
 from schema.users import AuditEventConnection, User
 
@@ -85,7 +86,16 @@ class CoreSubscription:
 # Each area of the API keeps its root fields beside its types; the roots are their union.
 Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery, CollectionQuery))
 Mutation = merge_types(
-    "Mutation", (CoreMutation, ApiKeyMutation, TeamMutation, QuotaMutation, CollectionMutation, TrashMutation)
+    "Mutation",
+    (
+        CoreMutation,
+        ApiKeyMutation,
+        TeamMutation,
+        QuotaMutation,
+        CollectionMutation,
+        TrashMutation,
+        UploadMutation,
+    ),
 )
 Subscription = merge_types("Subscription", (CoreSubscription,))
 

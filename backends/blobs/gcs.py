@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from backends.blobs.localfs import validate_key
-from domain.ports import BlobNotFound, SignedUrl, StoredBlob
+from domain.ports import BlobNotFound, SignedUrl, StoredBlob, UploadTarget
 
 if TYPE_CHECKING:
     import os
@@ -136,6 +136,27 @@ class GcsBlobStore:
         url = await asyncio.to_thread(self._sign_sync, key, "GET", seconds, disposition, None)
         return SignedUrl(url=url, expires_at=_expires_at(url))
 
+    async def upload_url(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: timedelta
+    ) -> UploadTarget:
+        """A signed resumable-upload start (see `signed_upload_url`): GCS itself refuses more than
+        `max_bytes` and another content type."""
+        signed = await self.signed_upload_url(
+            key, content_type=content_type, max_bytes=max_bytes, expires_in=expires_in
+        )
+        return UploadTarget(signed.url, signed.method, dict(signed.headers), signed.expires_at)
+
+    async def stat(self, key: str) -> StoredBlob:
+        """Size and content type from the object's resource; sha256 from its metadata ("" when an
+        upload set none)."""
+        validate_key(key)
+        return await asyncio.to_thread(self._stat_sync, key)
+
+    async def read_prefix(self, key: str, length: int) -> bytes:
+        """At most the first `length` bytes, in one ranged download; BlobNotFound if missing."""
+        validate_key(key)
+        return await asyncio.to_thread(self._read_prefix_sync, key, max(0, length))
+
     async def ping(self) -> None:
         """Raise if the bucket is missing or unreachable, or the caller may not read, write and delete."""
         await asyncio.to_thread(self._ping_sync)
@@ -204,6 +225,35 @@ class GcsBlobStore:
             )
         except NotFound:
             raise BlobNotFound(key) from None
+        return data
+
+    def _stat_sync(self, key: str) -> StoredBlob:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        blob = self._bucket_sync().get_blob(key, retry=DEFAULT_RETRY, timeout=self._timeout)
+        if blob is None:
+            raise BlobNotFound(key)
+        sha256 = (blob.metadata or {}).get(SHA256_METADATA_KEY, "")
+        content_type = blob.content_type or "application/octet-stream"
+        return StoredBlob(key=key, size=int(blob.size or 0), sha256=str(sha256), content_type=content_type)
+
+    def _read_prefix_sync(self, key: str, length: int) -> bytes:
+        from google.api_core.exceptions import NotFound, RequestRangeNotSatisfiable
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        blob = self._bucket_sync().blob(key)
+        if length == 0:
+            if not blob.exists(retry=DEFAULT_RETRY, timeout=self._timeout):
+                raise BlobNotFound(key)
+            return b""
+        try:
+            data: bytes = blob.download_as_bytes(
+                start=0, end=length - 1, retry=DEFAULT_RETRY, timeout=self._timeout
+            )
+        except NotFound:
+            raise BlobNotFound(key) from None
+        except RequestRangeNotSatisfiable:
+            return b""  # an empty object has no first byte
         return data
 
     def _exists_sync(self, key: str) -> bool:

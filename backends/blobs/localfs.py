@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from domain.ports import BlobNotFound, SignedUrl, StoredBlob
+from domain.ports import BlobNotFound, SignedUrl, StoredBlob, UploadTarget
 
 META_SUFFIX = ".meta.json"
 # The same bounds as GCS V4 signed URLs, so the embedded default never accepts what production refuses.
@@ -122,6 +122,32 @@ class LocalBlobStore:
         url = f"{self.base_url}/files/{quote(key, safe='/')}?{urlencode(params, quote_via=quote)}"
         return SignedUrl(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
+    async def upload_url(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: timedelta
+    ) -> UploadTarget:
+        """A signed `PUT /files/...` link taking at most `max_bytes` (see `localfs_uploads`)."""
+        from backends.blobs.localfs_uploads import upload_target
+
+        return upload_target(self, key, content_type=content_type, max_bytes=max_bytes, expires_in=expires_in)
+
+    async def stat(self, key: str) -> StoredBlob:
+        """Size, SHA-256 and content type from the sidecar of the stored file; BlobNotFound if missing."""
+        blob = await asyncio.to_thread(self._open_for_read, key)
+        blob.file.close()
+        return StoredBlob(key=key, size=blob.size, sha256=blob.sha256, content_type=blob.content_type)
+
+    async def read_prefix(self, key: str, length: int) -> bytes:
+        """At most the first `length` bytes; BlobNotFound if missing."""
+
+        def read() -> bytes:
+            with self._path(key).open("rb") as handle:
+                return handle.read(max(0, length))
+
+        try:
+            return await asyncio.to_thread(read)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise BlobNotFound(key) from None
+
     async def ping(self) -> None:
         """Raise OSError if the root folder is missing or not writable."""
         ok = await asyncio.to_thread(lambda: self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK))
@@ -154,6 +180,15 @@ class LocalBlobStore:
         if int(expires_text) <= time.time():
             return "This link has expired."
         return None
+
+    @property
+    def signing_secret(self) -> bytes:
+        """The HMAC key of this store's links (the upload route signs and checks with it too)."""
+        return self._secret
+
+    def object_path(self, key: str) -> Path:
+        """The file that holds (or will hold) `key`; call it from a worker thread."""
+        return self._path(key)
 
     # ------------------------------------------------------------ file system (worker threads)
 

@@ -45,13 +45,14 @@ resource "google_storage_bucket" "media" {
     }
   }
 
-  # Browsers of the configured origins may fetch signed URLs (fetch/XHR; <img> and <video> need no CORS).
+  # Browsers of the configured origins may fetch signed URLs (fetch/XHR; <img> and <video> need no CORS)
+  # and send uploads: POST the signed resumable start, read its Location, PUT the bytes there.
   dynamic "cors" {
     for_each = length(var.cors_origins) > 0 ? [var.cors_origins] : []
     content {
       origin          = cors.value
-      method          = ["GET", "HEAD"]
-      response_header = ["Content-Type", "Content-Length", "Content-Range", "Content-Disposition", "ETag"]
+      method          = ["GET", "HEAD", "POST", "PUT"]
+      response_header = ["Content-Type", "Content-Length", "Content-Range", "Content-Disposition", "ETag", "Location", "x-goog-resumable", "x-goog-content-length-range"]
       max_age_seconds = 3600
     }
   }

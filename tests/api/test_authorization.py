@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
@@ -19,6 +20,7 @@ from domain.terms import DEFAULT_TERMS_VERSION
 from tests.api.helpers import around_now, new_client, receive, run, submit, wait_for_jobs
 from tests.conftest import assert_error
 from tests.support.client import KeyClient, StudioClient
+from tests.support.media import image_bytes
 from tests.support.server import StudioProcess
 
 OK = "OK"
@@ -93,6 +95,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "upscaleImage": row(viewer=FORBIDDEN, stranger=BAD_USER_INPUT, admin=OK, owner=OK),
     "cancelJob": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=CONFLICT, owner=CONFLICT),  # job finished
     "updateAsset": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "createUpload": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "completeUpload": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=NOT_FOUND, owner=OK),  # uploader only
     # Administration (the mutations target a bystander, so no actor's own token is revoked)
     "users": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
     "auditLog": row(viewer=FORBIDDEN, stranger=FORBIDDEN, admin=OK, owner=FORBIDDEN),
@@ -157,6 +161,7 @@ class World:
     # One per call, so every actor meets a fresh one: the owner's collections to delete, live assets
     # to delete, trashed assets to restore.
     spare: dict[str, list[str]] = field(default_factory=dict)
+    upload_id: str = ""  # the owner's upload, its bytes sent, not yet completed
 
     def ids(self, kind: str) -> str:
         if kind in self.spare:
@@ -173,6 +178,7 @@ class World:
             "team_member": self.team_member_id,
             "leaver": self.leaver_id,
             "collection": self.collection_id,
+            "upload": self.upload_id,
         }[kind]
 
 
@@ -218,6 +224,10 @@ OPERATIONS: dict[str, Operation] = {
     "updateAsset": Operation(
         "mutation($id: ID!) { updateAsset(id: $id, favorite: true) { id } }", _on("asset")
     ),
+    "createUpload": Operation(
+        'mutation { createUpload(filename: "a.png", mimeType: "image/png", bytes: 100) { uploadUrl } }'
+    ),
+    "completeUpload": Operation("mutation($id: ID!) { completeUpload(assetId: $id) { id } }", _on("upload")),
     "users": Operation("{ users(first: 5) { id } }"),
     "auditLog": Operation("{ auditLog(first: 5) { totalCount } }"),
     "setUserStatus": Operation(
@@ -357,6 +367,7 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
             team_asset_id=made["job"]["assets"][0]["id"],
             team_member_id=joined["EDITOR"],
             leaver_id=joined["VIEWER"],
+            upload_id=await uploaded(owner, image_bytes("image/png")),
         )
         await _furnish(world, owner)
         return world
@@ -385,6 +396,23 @@ async def _furnish(world: World, owner: StudioClient) -> None:
     world.spare["trashed_asset"] = spares[callers : 2 * callers]
     for asset_id in world.spare["trashed_asset"]:
         await owner.data("mutation($id: ID!) { deleteAsset(id: $id) { id } }", {"id": asset_id})
+
+
+async def uploaded(client: StudioClient, data: bytes) -> str:
+    """Start an upload and send its bytes, leaving it to be completed: the asset id."""
+    ticket = (
+        await client.data(
+            'mutation($n: Int!) { createUpload(filename: "a.png", mimeType: "image/png", bytes: $n) '
+            "{ asset { id } uploadUrl method headers } }",
+            {"n": len(data)},
+        )
+    )["createUpload"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        sent = await http.request(
+            ticket["method"], ticket["uploadUrl"], headers=ticket["headers"], content=data
+        )
+    assert sent.status_code == 201, sent.text
+    return str(ticket["asset"]["id"])
 
 
 def cases() -> Iterator[Any]:

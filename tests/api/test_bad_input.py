@@ -125,6 +125,10 @@ SET_QUOTA = """mutation($userId: ID!, $imagesPerDay: Int, $videosPerMonth: Int, 
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
 MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
 DAY_1, DAY_2 = "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"
+CREATE_UPLOAD = """mutation($filename: String!, $mimeType: String!, $bytes: Int!, $teamId: ID) {
+  createUpload(filename: $filename, mimeType: $mimeType, bytes: $bytes, teamId: $teamId) { uploadUrl }
+}"""
+COMPLETE_UPLOAD = "mutation($assetId: ID!) { completeUpload(assetId: $assetId) { id } }"
 
 
 def image(**values: Any) -> Case:
@@ -159,6 +163,15 @@ def usage(**values: Any) -> Case:
 
 def update(**variables: Any) -> Case:
     return Case("updateAsset", UPDATE, {"id": TEXT_ASSET} | variables, "")
+
+
+def create_upload(**variables: Any) -> Case:
+    return Case(
+        "createUpload",
+        CREATE_UPLOAD,
+        {"filename": "a.png", "mimeType": "image/png", "bytes": 10} | variables,
+        "",
+    )
 
 
 def at(case: Case, field: str) -> Case:
@@ -275,6 +288,24 @@ CASES: dict[str, Case] = {
     "update-tag-too-long": at(update(tags=["ok", "t" * 41]), "tags"),
     "update-tags-not-strings": at(update(tags=["fine", 2]), "tags"),
     "update-favorite-not-a-boolean": at(update(favorite="yes"), "favorite"),
+    # createUpload / completeUpload
+    "createUpload-empty-filename": at(create_upload(filename="  "), "filename"),
+    "createUpload-filename-with-a-folder": at(create_upload(filename="../etc/a.png"), "filename"),
+    "createUpload-filename-too-long": at(create_upload(filename="f" * 201 + ".png"), "filename"),
+    "createUpload-filename-with-a-newline": at(create_upload(filename="a\nb.png"), "filename"),
+    "createUpload-gif": at(create_upload(mimeType="image/gif"), "mimeType"),
+    "createUpload-html": at(create_upload(mimeType="text/html"), "mimeType"),
+    "createUpload-zero-bytes": at(create_upload(bytes=0), "bytes"),
+    "createUpload-negative-bytes": at(create_upload(bytes=-5), "bytes"),
+    "createUpload-image-over-the-cap": at(create_upload(bytes=20 * 1024 * 1024 + 1), "bytes"),
+    "createUpload-bytes-not-a-number": at(create_upload(bytes="ten"), "bytes"),
+    "createUpload-team-id-malformed": at(create_upload(teamId=NOT_BASE64), "teamId"),
+    "completeUpload-asset-id-malformed": Case(
+        "completeUpload", COMPLETE_UPLOAD, {"assetId": NOT_BASE64}, "assetId"
+    ),
+    "completeUpload-asset-id-without-type": Case(
+        "completeUpload", COMPLETE_UPLOAD, {"assetId": NO_TYPE}, "assetId"
+    ),
     # administration: refused as bad input before the caller's (missing) admin rights are checked
     "users-unknown-status": Case("users", USERS, {"status": "DONE"}, "status"),
     "users-first-not-a-number": Case("users", USERS, {"first": "ten"}, "first"),

@@ -81,6 +81,8 @@ def test_the_redis_url_becomes_an_async_limits_storage(monkeypatch: pytest.Monke
         ("mutation", ["upscaleImage", "updateAsset"], (OperationClass.GENERATE, 1)),
         ("mutation", ["generateText", "generateVideo", "cancelJob"], (OperationClass.GENERATE, 2)),
         ("subscription", ["myJobs"], (OperationClass.SUBSCRIBE, 1)),
+        ("mutation", ["createUpload", "createUpload"], (OperationClass.GENERATE, 2)),
+        ("mutation", ["completeUpload"], (OperationClass.READ, 1)),
     ],
 )
 def test_operations_fall_into_classes(
