@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(30.0, gt=0)
     job_max_attempts: int = Field(3, ge=1, le=20)
     signed_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    workflow_max_nodes: int = Field(50, ge=1, le=500)
+    workflow_recheck_seconds: float = Field(10.0, gt=0)  # how often workers re-check unfinished runs
 
     # webhooks
     # whsec_...; unset: one kept in the data dir's secrets. Checked in `wiring`, whose error never echoes it.

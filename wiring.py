@@ -36,6 +36,8 @@ from domain.runner import JobRunner
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
+from domain.workflow_runs import WORKFLOW_RUNS, WorkflowRuns
+from domain.workflows import Workflows
 from resolvers.services import Services
 from subscriptions.hub import DocumentHub
 
@@ -259,6 +261,22 @@ def build_services(settings: Settings) -> Services:
         auto_approve_domains=frozenset(settings.auto_approve_domains),
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
+    limits = InputLimits(max_prompt_chars=settings.max_prompt_chars)
+    desk = JobDesk(
+        docs,
+        queue,
+        catalog,
+        limits=limits,
+        max_page_size=settings.max_page_size,
+        webhooks=build_webhook_urls(settings),
+    )
+    workflows = Workflows(
+        docs,
+        catalog,
+        limits=limits,
+        max_nodes=settings.workflow_max_nodes,
+        max_page_size=settings.max_page_size,
+    )
     return Services(
         settings=settings,
         docs=docs,
@@ -268,20 +286,24 @@ def build_services(settings: Settings) -> Services:
         identity=build_identity(settings),
         catalog=catalog,
         directory=directory,
-        desk=JobDesk(
-            docs,
-            queue,
-            catalog,
-            limits=InputLimits(max_prompt_chars=settings.max_prompt_chars),
-            max_page_size=settings.max_page_size,
-            webhooks=build_webhook_urls(settings),
-        ),
+        desk=desk,
         library=Library(docs, max_page_size=settings.max_page_size),
         ledger=UsageLedger(docs),
         jobs_hub=DocumentHub(docs, JOBS),
         audit=audit,
         admin=Admin(docs, directory, audit, max_page_size=settings.max_page_size),
         forecast=QueueForecast(docs, parallelism=settings.workers),
+        workflows=workflows,
+        workflow_runs=WorkflowRuns(
+            docs,
+            desk,
+            workflows,
+            directory,
+            webhooks=build_webhook_urls(settings),
+            max_page_size=settings.max_page_size,
+            recheck_seconds=settings.workflow_recheck_seconds,
+        ),
+        runs_hub=DocumentHub(docs, WORKFLOW_RUNS),
     )
 
 

@@ -68,6 +68,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         if raw != actor.id and not actor.user.is_admin:
             raise StudioError(ErrorCode.NOT_FOUND, f"User {id} not found")
         return User.of(await info.context.services.directory.require(raw))
+    if type_name in ("Workflow", "WorkflowRun"):
+        from resolvers import workflows
+
+        return await (workflows.workflow if type_name == "Workflow" else workflows.workflow_run)(info, id)
     raise StudioError(ErrorCode.NOT_FOUND, f"{id} not found")
 
 

@@ -13,6 +13,8 @@ from domain.library import Library
 from domain.ports import BlobStore, DocStore, Generator, IdentityProvider, JobQueue
 from domain.usage import UsageLedger
 from domain.users import Directory
+from domain.workflow_runs import WorkflowRuns
+from domain.workflows import Workflows
 from subscriptions.hub import DocumentHub
 
 
@@ -35,3 +37,6 @@ class Services:
     audit: AuditLog
     admin: Admin
     forecast: QueueForecast
+    workflows: Workflows
+    workflow_runs: WorkflowRuns
+    runs_hub: DocumentHub  # one watch per followed workflow run

@@ -22,6 +22,7 @@ from schema.nodes import Node
 from schema.scalars import JobStatus
 from schema.usage import UsageReport
 from schema.users import AuditEventConnection, User
+from schema.workflow_fields import WorkflowMutation, WorkflowQuery, WorkflowSubscription
 
 
 @strawberry.type
@@ -77,9 +78,9 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery,))
-Mutation = merge_types("Mutation", (CoreMutation,))
-Subscription = merge_types("Subscription", (CoreSubscription,))
+Query = merge_types("Query", (CoreQuery, WorkflowQuery))
+Mutation = merge_types("Mutation", (CoreMutation, WorkflowMutation))
+Subscription = merge_types("Subscription", (CoreSubscription, WorkflowSubscription))
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 5000) -> strawberry.Schema:
