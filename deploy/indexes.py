@@ -40,6 +40,7 @@ from backends.queue.docstore import DocstoreQueue
 from config import Settings
 from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
+from domain.catalog import Catalog
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.jobs import JobKind
@@ -49,6 +50,8 @@ from domain.runner import JobRunner
 from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
 from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
+from domain.workflow_runs import WorkflowRuns
+from domain.workflows import Workflows
 from wiring import build_catalog
 
 INDEX_FILE = Path(__file__).resolve().parent / "firestore.indexes.json"
@@ -115,6 +118,27 @@ async def _library(library: Library, owner: Actor, model: str) -> None:
             await _pages(partial(library.list, owner, given, sort))
 
 
+async def _workflows(
+    docs: RecordingDocStore, desk: JobDesk, catalog: Catalog, directory: Directory, user: Actor
+) -> None:
+    """Workflow lists (the caller's and a team's), a workflow's runs, the re-check and the follower's watch."""
+    workflows = Workflows(docs, catalog)
+    runs = WorkflowRuns(docs, desk, workflows, directory)
+    draft = {"name": "w", "nodes": [{"id": "t", "kind": "TEXT", "input": {"prompt": "hi"}}], "edges": []}
+    saved = await workflows.create(user, draft)
+    await workflows.clone(user, saved.id, None)
+    member = Actor(user.user, teams={"team1": "EDITOR"})
+    await workflows.create(member, draft | {"teamId": "team1"})
+    for team_id in (None, "team1"):
+        first = await workflows.list(member, team_id, 1, None)
+        await workflows.list(member, team_id, 1, first[-1].id)
+    await runs.start(user, saved.id)
+    await _pages(partial(runs.runs_of, saved), backward=False)
+    await runs.recheck()
+    mark = len(docs.reads)
+    await _until_watched(docs, mark, asyncio.create_task(runs.follow()))
+
+
 async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     """Run every read path of the studio against `docs`."""
     settings = Settings.model_construct()  # the defaults, whatever the environment says
@@ -175,6 +199,8 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     )
     await dispatcher.deliver_due()
     await deliveries_for(docs, user, queued.id, user.id)
+
+    await _workflows(docs, desk, catalog, directory, user)
 
     async def nothing(job_id: str) -> None:
         """The queue's handler: only its watch matters here."""

@@ -91,6 +91,16 @@ EXPECTED: dict[str, dict[str, str]] = {
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    # Workflows (the owner's; deleteWorkflow targets a second one, and deleting twice is harmless)
+    "workflow": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "workflows": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "workflowRun": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "createWorkflow": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "updateWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "cloneWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "deleteWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "runWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "workflowRunProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
 }
 
 
@@ -103,6 +113,9 @@ class World:
     job_id: str
     asset_id: str
     bystander_id: str
+    workflow_id: str = ""
+    doomed_workflow_id: str = ""
+    run_id: str = ""
 
     def ids(self, kind: str) -> str:
         return {
@@ -110,6 +123,9 @@ class World:
             "asset": self.asset_id,
             "user": self.owner_id,
             "bystander": self.bystander_id,
+            "workflow": self.workflow_id,
+            "doomed_workflow": self.doomed_workflow_id,
+            "run": self.run_id,
         }[kind]
 
 
@@ -129,6 +145,7 @@ def _on(kind: str, name: str = "id") -> Callable[[World], dict[str, Any]]:
 
 
 SPAN = 'from: "2000-01-01T00:00:00Z", to: "2000-12-31T00:00:00Z"'
+WORKFLOW_INPUT = '{name: "authorized?", nodes: [{id: "t", kind: TEXT, input: {prompt: "hi", maxOutputTokens: 16}}], edges: []}'
 OPERATIONS: dict[str, Operation] = {
     "node": Operation("query($id: ID!) { node(id: $id) { id } }", _on("job")),
     "me": Operation("{ me { id status } }"),
@@ -170,6 +187,19 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
+    "workflow": Operation("query($id: ID!) { workflow(id: $id) { id } }", _on("workflow")),
+    "workflows": Operation("{ workflows { id } }"),
+    "workflowRun": Operation("query($id: ID!) { workflowRun(id: $id) { id } }", _on("run")),
+    "createWorkflow": Operation(f"mutation {{ createWorkflow(input: {WORKFLOW_INPUT}) {{ id }} }}"),
+    "updateWorkflow": Operation(
+        f"mutation($id: ID!) {{ updateWorkflow(id: $id, input: {WORKFLOW_INPUT}) {{ id }} }}", _on("workflow")
+    ),
+    "cloneWorkflow": Operation("mutation($id: ID!) { cloneWorkflow(id: $id) { id } }", _on("workflow")),
+    "deleteWorkflow": Operation("mutation($id: ID!) { deleteWorkflow(id: $id) }", _on("doomed_workflow")),
+    "runWorkflow": Operation("mutation($id: ID!) { runWorkflow(id: $id) { id } }", _on("workflow")),
+    "workflowRunProgress": Operation(
+        "subscription($id: ID!) { workflowRunProgress(id: $id) { id } }", _on("run")
+    ),
 }
 ROOT_FIELDS = """{ __schema {
   queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } }
@@ -206,7 +236,21 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         )
         bystander = await new_client(studio, studio_dir, "bystander")
         bystander_id = (await bystander.data("{ me { id } }"))["me"]["id"]
-        return World(clients, found["me"]["id"], job["id"], found["job"]["assets"][0]["id"], bystander_id)
+        create = f"mutation {{ createWorkflow(input: {WORKFLOW_INPUT}) {{ id }} }}"
+        workflow_id, doomed_id = [(await owner.data(create))["createWorkflow"]["id"] for _ in range(2)]
+        run_it = "mutation($id: ID!) { runWorkflow(id: $id) { id } }"
+        run_id = (await owner.data(run_it, {"id": workflow_id}))["runWorkflow"]["id"]
+        await wait_for_jobs(owner)
+        return World(
+            clients,
+            found["me"]["id"],
+            job["id"],
+            found["job"]["assets"][0]["id"],
+            bystander_id,
+            workflow_id,
+            doomed_id,
+            run_id,
+        )
 
     return run(build())
 

@@ -66,6 +66,11 @@ BY_ID = {
     "job": "query($id: ID!) { job(id: $id) { id } }",
     "cancelJob": "mutation($id: ID!) { cancelJob(id: $id) { id } }",
     "updateAsset": UPDATE,
+    "workflow": "query($id: ID!) { workflow(id: $id) { id } }",
+    "workflowRun": "query($id: ID!) { workflowRun(id: $id) { id } }",
+    "cloneWorkflow": "mutation($id: ID!) { cloneWorkflow(id: $id) { id } }",
+    "deleteWorkflow": "mutation($id: ID!) { deleteWorkflow(id: $id) }",
+    "runWorkflow": "mutation($id: ID!) { runWorkflow(id: $id) { id } }",
 }
 USERS = "query($status: UserStatus, $first: Int, $after: String) { users(status: $status, first: $first, after: $after) { id } }"
 AUDIT_LOG = """query($action: String, $actorId: ID, $first: Int, $after: String) {
@@ -80,6 +85,15 @@ SOMEONE = gid("User", "someone")
 PROGRESS = "subscription($id: ID!) { jobProgress(id: $id) { job { id } } }"
 MY_JOBS = "subscription($statuses: [JobStatus!]) { myJobs(statuses: $statuses) { job { id } } }"
 DAY_1, DAY_2 = "2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z"
+MISSING_WORKFLOW = gid("Workflow", "doesnotexist")
+CREATE_WORKFLOW = "mutation($input: WorkflowInput!) { createWorkflow(input: $input) { id } }"
+UPDATE_WORKFLOW = (
+    "mutation($id: ID!, $input: WorkflowInput!) { updateWorkflow(id: $id, input: $input) { id } }"
+)
+CLONE_WORKFLOW = "mutation($id: ID!, $name: String) { cloneWorkflow(id: $id, name: $name) { id } }"
+RUN_WORKFLOW = "mutation($id: ID!, $webhook: WebhookInput) { runWorkflow(id: $id, webhook: $webhook) { id } }"
+WORKFLOWS = "query($teamId: ID, $first: Int, $after: String) { workflows(teamId: $teamId, first: $first, after: $after) { id } }"
+RUN_PROGRESS = "subscription($id: ID!) { workflowRunProgress(id: $id) { id } }"
 
 
 def image(**values: Any) -> Case:
@@ -114,6 +128,20 @@ def usage(**values: Any) -> Case:
 
 def update(**variables: Any) -> Case:
     return Case("updateAsset", UPDATE, {"id": TEXT_ASSET} | variables, "")
+
+
+def workflow_draft(**values: Any) -> dict[str, Any]:
+    nodes = [{"id": "t", "kind": "TEXT", "input": {"prompt": "a note"}}]
+    return {"name": "a workflow", "nodes": nodes, "edges": []} | values
+
+
+def create_workflow(**values: Any) -> Case:
+    return Case("createWorkflow", CREATE_WORKFLOW, {"input": workflow_draft(**values)}, "")
+
+
+def update_workflow(**values: Any) -> Case:
+    variables = {"id": MISSING_WORKFLOW, "input": workflow_draft(**values)}
+    return Case("updateWorkflow", UPDATE_WORKFLOW, variables, "")
 
 
 def at(case: Case, field: str) -> Case:
@@ -247,6 +275,55 @@ CASES: dict[str, Case] = {
     ),
     "revokeSessions-user-id-malformed": Case("revokeSessions", REVOKE, {"userId": NOT_BASE64}, "userId"),
     "revokeSessions-user-id-not-an-id": Case("revokeSessions", REVOKE, {"userId": 1.5}, "userId"),
+    # workflows: the input is checked before the workflow is looked up
+    **{
+        f"{name}-{problem}": at(make(**values), field)
+        for name, make in (("createWorkflow", create_workflow), ("updateWorkflow", update_workflow))
+        for problem, values, field in (
+            ("empty-name", {"name": " "}, "input.name"),
+            ("description-too-long", {"description": "d" * 2001}, "input.description"),
+            ("team-id-malformed", {"teamId": NOT_BASE64}, "input.teamId"),
+            ("no-nodes", {"nodes": []}, "input.nodes"),
+            ("node-kind-unknown", {"nodes": [{"id": "t", "kind": "SOUND", "input": {}}]}, "input.nodes.kind"),
+            ("edge-without-target", {"edges": [{"from": "t", "as": "assetId"}]}, "input.edges"),
+            (
+                "node-prompt-empty",
+                {"nodes": [{"id": "t", "kind": "TEXT", "input": {"prompt": ""}}]},
+                "input.nodes[0].input.prompt",
+            ),
+            (
+                "node-asset-malformed",
+                {"nodes": [{"id": "u", "kind": "UPSCALE", "input": {"assetId": NOT_BASE64}}]},
+                "input.nodes[0].input.assetId",
+            ),
+            (
+                "edge-to-unknown-node",
+                {"edges": [{"from": "t", "to": "x", "as": "assetId"}]},
+                "input.edges[0].to",
+            ),
+        )
+    },
+    "updateWorkflow-id-malformed": Case(
+        "updateWorkflow", UPDATE_WORKFLOW, {"id": NOT_BASE64, "input": workflow_draft()}, "id"
+    ),
+    "cloneWorkflow-empty-name": Case(
+        "cloneWorkflow", CLONE_WORKFLOW, {"id": MISSING_WORKFLOW, "name": ""}, "name"
+    ),
+    "runWorkflow-webhook-not-https": Case(
+        "runWorkflow",
+        RUN_WORKFLOW,
+        {"id": MISSING_WORKFLOW, "webhook": {"url": "ftp://example.com/hook"}},
+        "webhook.url",
+    ),
+    "runWorkflow-webhook-event-not-final": Case(
+        "runWorkflow",
+        RUN_WORKFLOW,
+        {"id": MISSING_WORKFLOW, "webhook": {"url": "https://example.com/hook", "events": ["RUNNING"]}},
+        "webhook.events",
+    ),
+    "workflows-team-id-malformed": Case("workflows", WORKFLOWS, {"teamId": NOT_BASE64}, "teamId"),
+    "workflows-first-over-100": Case("workflows", WORKFLOWS, {"first": 101}, "first"),
+    "workflows-after-malformed": Case("workflows", WORKFLOWS, {"after": NOT_BASE64}, "after"),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")
@@ -258,6 +335,8 @@ SOCKET_CASES: dict[str, Case] = {
     "jobProgress-id-not-base64": Case("jobProgress", PROGRESS, {"id": NOT_BASE64}, "id"),
     "jobProgress-id-without-type": Case("jobProgress", PROGRESS, {"id": NO_TYPE}, "id"),
     "myJobs-unknown-status": Case("myJobs", MY_JOBS, {"statuses": ["DONE"]}, "statuses"),
+    "workflowRunProgress-id-not-base64": Case("workflowRunProgress", RUN_PROGRESS, {"id": NOT_BASE64}, "id"),
+    "workflowRunProgress-id-without-type": Case("workflowRunProgress", RUN_PROGRESS, {"id": NO_TYPE}, "id"),
 }
 ROOTS = """fragment Args on __Type { fields { name args { name type { name kind ofType { name kind ofType { name } } } } } }
 { __schema { queryType { ...Args } mutationType { ...Args } subscriptionType { ...Args } types { name inputFields { name } } } }"""
