@@ -98,7 +98,14 @@ class WorkflowRuns:
                 "finished_at": None,
             },
         )
-        await self.advance(run.id, who)
+        try:
+            await self.advance(run.id, who)
+        except Exception:  # the run exists: the workers' re-check submits what could not be now
+            log.warning(
+                "starting a workflow run's steps failed; the re-check will",
+                extra={"run_id": run.id},
+                exc_info=True,
+            )
         return await self._docs.get(WORKFLOW_RUNS, run.id) or run
 
     async def _check_webhook(self, webhook: Mapping[str, Any] | None) -> dict[str, Any] | None:
