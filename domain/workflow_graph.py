@@ -193,6 +193,13 @@ def _check_inputs(
     """Each node's input by the rules of its generate mutation, with the fed fields standing in."""
     for index, node in enumerate(nodes):
         probe: dict[str, Any] = dict(node["input"])
+        # JSON may hold any type where the mutations' typed inputs hold strings and lists.
+        if not isinstance(probe.get("model", ""), str):
+            raise bad_input(f"input.nodes[{index}].input.model", "model must be a model id")
+        if not isinstance(probe.get(REFERENCES, []), list):
+            raise bad_input(
+                f"input.nodes[{index}].input.{REFERENCES}", f"{REFERENCES} is a list of asset ids"
+            )
         for edge_index, edge in enumerate(edges):
             if edge["to"] != node["id"]:
                 continue
