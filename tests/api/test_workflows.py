@@ -132,6 +132,11 @@ async def test_a_run_feeds_the_image_into_the_video_and_the_upscale_and_streams_
 
     runs = (await user.data(READ, {"id": saved["id"]}))["workflow"]["runs"]
     assert runs["totalCount"] == 1 and runs["edges"][0]["node"] == {"id": run["id"], "status": "SUCCEEDED"}
+    by_node = await user.data(
+        "query($w: ID!, $r: ID!) { w: node(id: $w) { ... on Workflow { name } } r: node(id: $r) { ... on WorkflowRun { status } } }",
+        {"w": saved["id"], "r": run["id"]},
+    )
+    assert by_node == {"w": {"name": "lighthouse"}, "r": {"status": "SUCCEEDED"}}
 
 
 async def test_when_the_first_step_fails_its_dependants_fail_naming_it_and_never_run(
