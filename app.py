@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     runner,
                     concurrency=settings.workers,
                     sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
+                    followers=[services.workflow_runs.follow],
                 ),
                 name="workers",
             )
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 workers.cancel()
                 await asyncio.gather(workers, return_exceptions=True)
             await services.jobs_hub.close()
+            await services.runs_hub.close()
             await services.docs.close()
             for adapter in (services.blobs, services.generator, services.queue):
                 close = getattr(adapter, "close", None)

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(30.0, gt=0)
     job_max_attempts: int = Field(3, ge=1, le=20)
     signed_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
+    workflow_max_nodes: int = Field(50, ge=1, le=500)
+    workflow_recheck_seconds: float = Field(10.0, gt=0)  # how often workers re-check unfinished runs
 
     # library
     trash_days: int = Field(30, ge=1, le=3650)  # a deleted asset is restorable this long, then purgeable

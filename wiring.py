@@ -49,6 +49,8 @@ from domain.uploads import UploadLimits, Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
 from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
+from domain.workflow_runs import WORKFLOW_RUNS, WorkflowRuns
+from domain.workflows import Workflows
 from resolvers.services import Services
 from subscriptions.hub import DocumentHub
 
@@ -329,6 +331,25 @@ def build_services(settings: Settings) -> Services:
     teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     quotas = build_quotas(settings, docs)
     terms = build_terms(settings, docs)
+    limits = InputLimits(max_prompt_chars=settings.max_prompt_chars)
+    desk = JobDesk(
+        docs,
+        queue,
+        catalog,
+        limits=limits,
+        max_page_size=settings.max_page_size,
+        webhooks=build_webhook_urls(settings),
+        cache=result_cache,
+        quotas=quotas,
+        terms=terms,
+    )
+    workflows = Workflows(
+        docs,
+        catalog,
+        limits=limits,
+        max_nodes=settings.workflow_max_nodes,
+        max_page_size=settings.max_page_size,
+    )
     return Services(
         settings=settings,
         docs=docs,
@@ -338,17 +359,7 @@ def build_services(settings: Settings) -> Services:
         identity=build_identity(settings),
         catalog=catalog,
         directory=directory,
-        desk=JobDesk(
-            docs,
-            queue,
-            catalog,
-            limits=InputLimits(max_prompt_chars=settings.max_prompt_chars),
-            max_page_size=settings.max_page_size,
-            webhooks=build_webhook_urls(settings),
-            cache=result_cache,
-            quotas=quotas,
-            terms=terms,
-        ),
+        desk=desk,
         library=library,
         ledger=UsageLedger(docs),
         jobs_hub=DocumentHub(docs, JOBS),
@@ -370,6 +381,17 @@ def build_services(settings: Settings) -> Services:
         collections=Collections(docs, max_page_size=settings.max_page_size),
         trash=Trash(docs, blobs, audit, trash_days=settings.trash_days),
         uploads=build_uploads(settings, docs, blobs),
+        workflows=workflows,
+        workflow_runs=WorkflowRuns(
+            docs,
+            desk,
+            workflows,
+            directory,
+            webhooks=build_webhook_urls(settings),
+            max_page_size=settings.max_page_size,
+            recheck_seconds=settings.workflow_recheck_seconds,
+        ),
+        runs_hub=DocumentHub(docs, WORKFLOW_RUNS),
     )
 
 

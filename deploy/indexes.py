@@ -44,6 +44,7 @@ from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
 from domain.apikeys import ApiKeys
 from domain.assets import ASSETS
+from domain.catalog import Catalog
 from domain.collections import Collections
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
@@ -60,6 +61,8 @@ from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
 from domain.versions import derivatives_of
 from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
+from domain.workflow_runs import WorkflowRuns
+from domain.workflows import Workflows
 from wiring import build_catalog
 
 INDEX_FILE = Path(__file__).resolve().parent / "firestore.indexes.json"
@@ -158,6 +161,27 @@ async def _collections_and_trash(
     await collections.delete(owner, made.id)
 
 
+async def _workflows(
+    docs: RecordingDocStore, desk: JobDesk, catalog: Catalog, directory: Directory, user: Actor
+) -> None:
+    """Workflow lists (the caller's and a team's), a workflow's runs, the re-check and the follower's watch."""
+    workflows = Workflows(docs, catalog)
+    runs = WorkflowRuns(docs, desk, workflows, directory)
+    draft = {"name": "w", "nodes": [{"id": "t", "kind": "TEXT", "input": {"prompt": "hi"}}], "edges": []}
+    saved = await workflows.create(user, draft)
+    await workflows.clone(user, saved.id, None)
+    member = Actor(user.user, teams={"team1": "EDITOR"})
+    await workflows.create(member, draft | {"teamId": "team1"})
+    for team_id in (None, "team1"):
+        first = await workflows.list(member, team_id, 1, None)
+        await workflows.list(member, team_id, 1, first[-1].id)
+    await runs.start(user, saved.id)
+    await _pages(partial(runs.runs_of, saved), backward=False)
+    await runs.recheck()
+    mark = len(docs.reads)
+    await _until_watched(docs, mark, asyncio.create_task(runs.follow()))
+
+
 async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     """Run every read path of the studio against `docs`."""
     settings = Settings.model_construct()  # the defaults, whatever the environment says
@@ -246,6 +270,8 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     )
     await dispatcher.deliver_due()
     await deliveries_for(docs, user, queued.id, user.id)
+
+    await _workflows(docs, desk, catalog, directory, user)
 
     async def nothing(job_id: str) -> None:
         """The queue's handler: only its watch matters here."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from domain.ports import JobQueue
 from domain.runner import JobRunner
@@ -13,9 +15,17 @@ from domain.webhooks import WebhookDispatcher
 log = logging.getLogger("genmedia.worker")
 
 
-async def run_workers(queue: JobQueue, runner: JobRunner, *, concurrency: int, sweep_seconds: float) -> None:
-    """Run until cancelled: `concurrency` jobs at a time, a sweep every `sweep_seconds`, and the
-    runner's webhook dispatcher (if it has one), so every worker process delivers webhooks."""
+async def run_workers(
+    queue: JobQueue,
+    runner: JobRunner,
+    *,
+    concurrency: int,
+    sweep_seconds: float,
+    followers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
+    """Run until cancelled: `concurrency` jobs at a time, a sweep every `sweep_seconds`, the
+    runner's webhook dispatcher (if it has one), so every worker process delivers webhooks, and
+    `followers` (loops that react to finished jobs, such as the workflow runs' follower)."""
 
     async def sweep_forever() -> None:
         while True:
@@ -33,6 +43,7 @@ async def run_workers(queue: JobQueue, runner: JobRunner, *, concurrency: int, s
     dispatcher: WebhookDispatcher | None = getattr(runner, "webhooks", None)
     if dispatcher is not None:
         background.append(asyncio.create_task(dispatcher.run(), name="webhooks"))
+    background += [asyncio.create_task(follow(), name="follower") for follow in followers]
     try:
         await queue.serve(runner.run, concurrency=concurrency)
     finally:

@@ -81,6 +81,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         from resolvers.teams import team
 
         return await team(info, id)
+    if type_name in ("Workflow", "WorkflowRun"):
+        from resolvers import workflows
+
+        return await (workflows.workflow if type_name == "Workflow" else workflows.workflow_run)(info, id)
     raise StudioError(ErrorCode.NOT_FOUND, f"{id} not found")
 
 

@@ -21,6 +21,8 @@ from domain.trash import Trash
 from domain.uploads import Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
+from domain.workflow_runs import WorkflowRuns
+from domain.workflows import Workflows
 from subscriptions.hub import DocumentHub
 
 
@@ -52,3 +54,6 @@ class Services:
     collections: Collections
     trash: Trash
     uploads: Uploads
+    workflows: Workflows
+    workflow_runs: WorkflowRuns
+    runs_hub: DocumentHub  # one watch per followed workflow run

@@ -29,6 +29,7 @@ from schema.teams import Team
 from schema.uploads import UploadMutation
 from schema.usage import UsageReport
 from schema.users import AuditEventConnection, User
+from schema.workflow_fields import WorkflowMutation, WorkflowQuery, WorkflowSubscription
 
 
 @strawberry.type
@@ -84,7 +85,7 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery, CollectionQuery))
+Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery, CollectionQuery, WorkflowQuery))
 Mutation = merge_types(
     "Mutation",
     (
@@ -95,9 +96,10 @@ Mutation = merge_types(
         CollectionMutation,
         TrashMutation,
         UploadMutation,
+        WorkflowMutation,
     ),
 )
-Subscription = merge_types("Subscription", (CoreSubscription,))
+Subscription = merge_types("Subscription", (CoreSubscription, WorkflowSubscription))
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 5000) -> strawberry.Schema:

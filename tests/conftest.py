@@ -23,9 +23,19 @@ def studio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def studio(studio_dir: Path) -> Iterator[StudioProcess]:
-    """One `genmedia serve` for the API tests (fast local generator, 2 workers)."""
+    """One `genmedia serve` for the API tests (fast local generator, 2 workers).
+
+    Reads are allowed ten times the default rate: a test drives one account far harder than a person
+    would (the bad-input table sends hundreds of requests as one caller). Limits themselves are
+    tested on servers of their own (test_limits, test_api_key_limits).
+    """
     server = start_server(
-        studio_dir, {"GENMEDIA_WORKERS": "2", "GENMEDIA_MODELS_EXTRA": "IMAGE:imagen-4.0-generate-001:0.04"}
+        studio_dir,
+        {
+            "GENMEDIA_WORKERS": "2",
+            "GENMEDIA_MODELS_EXTRA": "IMAGE:imagen-4.0-generate-001:0.04",
+            "GENMEDIA_RATE_READ": "6000/minute",
+        },
     )
     try:
         yield server

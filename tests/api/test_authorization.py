@@ -139,6 +139,16 @@ EXPECTED: dict[str, dict[str, str]] = {
     # Subscription
     "jobProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
     "myJobs": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    # Workflows (the owner's; deleteWorkflow targets a second one, and deleting twice is harmless)
+    "workflow": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "workflows": row(viewer=OK, stranger=OK, admin=OK, owner=OK),
+    "workflowRun": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "createWorkflow": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "updateWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "cloneWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "deleteWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "runWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "workflowRunProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
 }
 
 
@@ -162,6 +172,9 @@ class World:
     # to delete, trashed assets to restore.
     spare: dict[str, list[str]] = field(default_factory=dict)
     upload_id: str = ""  # the owner's upload, its bytes sent, not yet completed
+    workflow_id: str = ""
+    doomed_workflow_id: str = ""
+    run_id: str = ""
 
     def ids(self, kind: str) -> str:
         if kind in self.spare:
@@ -179,6 +192,9 @@ class World:
             "leaver": self.leaver_id,
             "collection": self.collection_id,
             "upload": self.upload_id,
+            "workflow": self.workflow_id,
+            "doomed_workflow": self.doomed_workflow_id,
+            "run": self.run_id,
         }[kind]
 
 
@@ -198,6 +214,7 @@ def _on(kind: str, name: str = "id") -> Callable[[World], dict[str, Any]]:
 
 
 SPAN = 'from: "2000-01-01T00:00:00Z", to: "2000-12-31T00:00:00Z"'
+WORKFLOW_INPUT = '{name: "authorized?", nodes: [{id: "t", kind: TEXT, input: {prompt: "hi", maxOutputTokens: 16}}], edges: []}'
 OPERATIONS: dict[str, Operation] = {
     "node": Operation("query($id: ID!) { node(id: $id) { id } }", _on("job")),
     "me": Operation("{ me { id status } }"),
@@ -299,6 +316,19 @@ OPERATIONS: dict[str, Operation] = {
     "restoreAsset": Operation("mutation($id: ID!) { restoreAsset(id: $id) { id } }", _on("trashed_asset")),
     "jobProgress": Operation("subscription($id: ID!) { jobProgress(id: $id) { job { id } } }", _on("job")),
     "myJobs": Operation("subscription { myJobs { job { id } } }", quiet=True),
+    "workflow": Operation("query($id: ID!) { workflow(id: $id) { id } }", _on("workflow")),
+    "workflows": Operation("{ workflows { id } }"),
+    "workflowRun": Operation("query($id: ID!) { workflowRun(id: $id) { id } }", _on("run")),
+    "createWorkflow": Operation(f"mutation {{ createWorkflow(input: {WORKFLOW_INPUT}) {{ id }} }}"),
+    "updateWorkflow": Operation(
+        f"mutation($id: ID!) {{ updateWorkflow(id: $id, input: {WORKFLOW_INPUT}) {{ id }} }}", _on("workflow")
+    ),
+    "cloneWorkflow": Operation("mutation($id: ID!) { cloneWorkflow(id: $id) { id } }", _on("workflow")),
+    "deleteWorkflow": Operation("mutation($id: ID!) { deleteWorkflow(id: $id) }", _on("doomed_workflow")),
+    "runWorkflow": Operation("mutation($id: ID!) { runWorkflow(id: $id) { id } }", _on("workflow")),
+    "workflowRunProgress": Operation(
+        "subscription($id: ID!) { workflowRunProgress(id: $id) { id } }", _on("run")
+    ),
 }
 ROOT_FIELDS = """{ __schema {
   queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } }
@@ -355,6 +385,11 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         team_job = await submit(owner, "generateImage", {"prompt": "the team's picture", "teamId": team_id})
         await wait_for_jobs(owner)
         made = await owner.data("query($id: ID!) { job(id: $id) { assets { id } } }", {"id": team_job["id"]})
+        create = f"mutation {{ createWorkflow(input: {WORKFLOW_INPUT}) {{ id }} }}"
+        workflow_id, doomed_id = [(await owner.data(create))["createWorkflow"]["id"] for _ in range(2)]
+        run_it = "mutation($id: ID!) { runWorkflow(id: $id) { id } }"
+        run_id = (await owner.data(run_it, {"id": workflow_id}))["runWorkflow"]["id"]
+        await wait_for_jobs(owner)
         world = World(
             clients,
             found["me"]["id"],
@@ -368,6 +403,9 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
             team_member_id=joined["EDITOR"],
             leaver_id=joined["VIEWER"],
             upload_id=await uploaded(owner, image_bytes("image/png")),
+            workflow_id=workflow_id,
+            doomed_workflow_id=doomed_id,
+            run_id=run_id,
         )
         await _furnish(world, owner)
         return world

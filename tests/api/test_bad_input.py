@@ -73,6 +73,11 @@ BY_ID = {
     "deleteCollection": "mutation($id: ID!) { deleteCollection(id: $id) }",
     "deleteAsset": "mutation($id: ID!) { deleteAsset(id: $id) { id } }",
     "restoreAsset": "mutation($id: ID!) { restoreAsset(id: $id) { id } }",
+    "workflow": "query($id: ID!) { workflow(id: $id) { id } }",
+    "workflowRun": "query($id: ID!) { workflowRun(id: $id) { id } }",
+    "cloneWorkflow": "mutation($id: ID!) { cloneWorkflow(id: $id) { id } }",
+    "deleteWorkflow": "mutation($id: ID!) { deleteWorkflow(id: $id) }",
+    "runWorkflow": "mutation($id: ID!) { runWorkflow(id: $id) { id } }",
 }
 COLLECTIONS = "query($teamId: ID, $first: Int, $after: String) { collections(teamId: $teamId, first: $first, after: $after) { totalCount } }"
 CREATE_COLLECTION = """mutation($name: String!, $description: String, $teamId: ID) {
@@ -129,6 +134,15 @@ CREATE_UPLOAD = """mutation($filename: String!, $mimeType: String!, $bytes: Int!
   createUpload(filename: $filename, mimeType: $mimeType, bytes: $bytes, teamId: $teamId) { uploadUrl }
 }"""
 COMPLETE_UPLOAD = "mutation($assetId: ID!) { completeUpload(assetId: $assetId) { id } }"
+MISSING_WORKFLOW = gid("Workflow", "doesnotexist")
+CREATE_WORKFLOW = "mutation($input: WorkflowInput!) { createWorkflow(input: $input) { id } }"
+UPDATE_WORKFLOW = (
+    "mutation($id: ID!, $input: WorkflowInput!) { updateWorkflow(id: $id, input: $input) { id } }"
+)
+CLONE_WORKFLOW = "mutation($id: ID!, $name: String) { cloneWorkflow(id: $id, name: $name) { id } }"
+RUN_WORKFLOW = "mutation($id: ID!, $webhook: WebhookInput) { runWorkflow(id: $id, webhook: $webhook) { id } }"
+WORKFLOWS = "query($teamId: ID, $first: Int, $after: String) { workflows(teamId: $teamId, first: $first, after: $after) { id } }"
+RUN_PROGRESS = "subscription($id: ID!) { workflowRunProgress(id: $id) { id } }"
 
 
 def image(**values: Any) -> Case:
@@ -172,6 +186,20 @@ def create_upload(**variables: Any) -> Case:
         {"filename": "a.png", "mimeType": "image/png", "bytes": 10} | variables,
         "",
     )
+
+
+def workflow_draft(**values: Any) -> dict[str, Any]:
+    nodes = [{"id": "t", "kind": "TEXT", "input": {"prompt": "a note"}}]
+    return {"name": "a workflow", "nodes": nodes, "edges": []} | values
+
+
+def create_workflow(**values: Any) -> Case:
+    return Case("createWorkflow", CREATE_WORKFLOW, {"input": workflow_draft(**values)}, "")
+
+
+def update_workflow(**values: Any) -> Case:
+    variables = {"id": MISSING_WORKFLOW, "input": workflow_draft(**values)}
+    return Case("updateWorkflow", UPDATE_WORKFLOW, variables, "")
 
 
 def at(case: Case, field: str) -> Case:
@@ -487,6 +515,55 @@ CASES: dict[str, Case] = {
     },
     "purgeDeleted-negative-days": Case("purgeDeleted", PURGE, {"olderThanDays": -1}, "olderThanDays"),
     "purgeDeleted-over-ten-years": Case("purgeDeleted", PURGE, {"olderThanDays": 3651}, "olderThanDays"),
+    # workflows: the input is checked before the workflow is looked up
+    **{
+        f"{name}-{problem}": at(make(**values), field)
+        for name, make in (("createWorkflow", create_workflow), ("updateWorkflow", update_workflow))
+        for problem, values, field in (
+            ("empty-name", {"name": " "}, "input.name"),
+            ("description-too-long", {"description": "d" * 2001}, "input.description"),
+            ("team-id-malformed", {"teamId": NOT_BASE64}, "input.teamId"),
+            ("no-nodes", {"nodes": []}, "input.nodes"),
+            ("node-kind-unknown", {"nodes": [{"id": "t", "kind": "SOUND", "input": {}}]}, "input.nodes.kind"),
+            ("edge-without-target", {"edges": [{"from": "t", "as": "assetId"}]}, "input.edges"),
+            (
+                "node-prompt-empty",
+                {"nodes": [{"id": "t", "kind": "TEXT", "input": {"prompt": ""}}]},
+                "input.nodes[0].input.prompt",
+            ),
+            (
+                "node-asset-malformed",
+                {"nodes": [{"id": "u", "kind": "UPSCALE", "input": {"assetId": NOT_BASE64}}]},
+                "input.nodes[0].input.assetId",
+            ),
+            (
+                "edge-to-unknown-node",
+                {"edges": [{"from": "t", "to": "x", "as": "assetId"}]},
+                "input.edges[0].to",
+            ),
+        )
+    },
+    "updateWorkflow-id-malformed": Case(
+        "updateWorkflow", UPDATE_WORKFLOW, {"id": NOT_BASE64, "input": workflow_draft()}, "id"
+    ),
+    "cloneWorkflow-empty-name": Case(
+        "cloneWorkflow", CLONE_WORKFLOW, {"id": MISSING_WORKFLOW, "name": ""}, "name"
+    ),
+    "runWorkflow-webhook-not-https": Case(
+        "runWorkflow",
+        RUN_WORKFLOW,
+        {"id": MISSING_WORKFLOW, "webhook": {"url": "ftp://example.com/hook"}},
+        "webhook.url",
+    ),
+    "runWorkflow-webhook-event-not-final": Case(
+        "runWorkflow",
+        RUN_WORKFLOW,
+        {"id": MISSING_WORKFLOW, "webhook": {"url": "https://example.com/hook", "events": ["RUNNING"]}},
+        "webhook.events",
+    ),
+    "workflows-team-id-malformed": Case("workflows", WORKFLOWS, {"teamId": NOT_BASE64}, "teamId"),
+    "workflows-first-over-100": Case("workflows", WORKFLOWS, {"first": 101}, "first"),
+    "workflows-after-malformed": Case("workflows", WORKFLOWS, {"after": NOT_BASE64}, "after"),
     # malformed global ids, wherever an id is taken
     **{
         f"{root}-id-{name}": Case(root, document, {"id": bad}, "id")
@@ -498,6 +575,8 @@ SOCKET_CASES: dict[str, Case] = {
     "jobProgress-id-not-base64": Case("jobProgress", PROGRESS, {"id": NOT_BASE64}, "id"),
     "jobProgress-id-without-type": Case("jobProgress", PROGRESS, {"id": NO_TYPE}, "id"),
     "myJobs-unknown-status": Case("myJobs", MY_JOBS, {"statuses": ["DONE"]}, "statuses"),
+    "workflowRunProgress-id-not-base64": Case("workflowRunProgress", RUN_PROGRESS, {"id": NOT_BASE64}, "id"),
+    "workflowRunProgress-id-without-type": Case("workflowRunProgress", RUN_PROGRESS, {"id": NO_TYPE}, "id"),
 }
 ROOTS = """fragment Args on __Type { fields { name args { name type { name kind ofType { name kind ofType { name kind ofType { name } } } } } } }
 { __schema { queryType { ...Args } mutationType { ...Args } subscriptionType { ...Args } types { name inputFields { name } } } }"""
