@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     runner,
                     concurrency=settings.workers,
                     sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
-                    followers=[services.workflow_runs.follow],
+                    followers=[services.workflow_runs.follow, services.uploads.keep_swept],
                 ),
                 name="workers",
             )

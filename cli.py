@@ -52,7 +52,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 runner,
                 concurrency=concurrency,
                 sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
-                followers=[services.workflow_runs.follow],
+                followers=[services.workflow_runs.follow, services.uploads.keep_swept],
             )
         )
         loop = asyncio.get_running_loop()

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from domain.access import Actor, require_active, require_generate
 from domain.assets import ASSETS, MAX_TITLE_CHARS, blob_key, sniff_mime
 from domain.clock import from_iso, new_id, now_iso, to_iso, utcnow
-from domain.errors import bad_input, not_found
+from domain.errors import bad_input, forbidden, not_found
 from domain.library import asset_terms
 from domain.migration import MediaProbe
 from domain.ports import BlobNotFound, BlobStore, DocStore, Document, Filter, Query, Transaction, UploadTarget
@@ -83,8 +83,12 @@ class Uploads:
         cap = self._limits.cap(kind)
         if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= cap:
             raise bad_input("bytes", f"bytes must be between 1 and {cap} for a {kind.lower()}.")
-        if team_id is not None and who.team_role(team_id) not in EDITING_ROLES:
-            raise not_found("team", team_id)
+        if team_id is not None:
+            role = who.team_role(team_id)
+            if role is None:
+                raise not_found("team", team_id)
+            if role not in EDITING_ROLES:
+                raise forbidden("Team viewers cannot add media to the team.")
         await self._sweep_quietly()
         asset_id = new_id()
         now = utcnow()
@@ -187,6 +191,18 @@ class Uploads:
             raise not_found("upload", asset_id)
         await self._blobs.delete(staging)
         return await self._completed(who, asset_id)
+
+    async def keep_swept(self, every_seconds: float = 300.0) -> None:
+        """Sweep abandoned uploads now and then, for as long as the worker runs (every worker process
+        does it; sweeps running at once are harmless)."""
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("sweeping abandoned uploads failed; trying again later", exc_info=True)
+            await asyncio.sleep(every_seconds)
 
     async def sweep(self, *, now: datetime | None = None, limit: int = 100) -> int:
         """Remove up to `limit` expired tickets with their staging objects; how many went."""

@@ -16,6 +16,7 @@ from schema.scalars import moment
 
 if TYPE_CHECKING:
     from schema.assets import AssetConnection
+    from schema.teams import Team
     from schema.users import User
 
 
@@ -56,6 +57,14 @@ class Collection(Node):
         if doc is None:
             raise RuntimeError("collection owner is missing")
         return User.from_doc(doc)
+
+    @strawberry.field(description="The team that owns it; null for a personal collection.")
+    async def team(
+        self, info: Info[StudioContext, None]
+    ) -> Annotated[Team, strawberry.lazy("schema.teams")] | None:
+        from schema.teams import team_of
+
+        return await team_of(info, self._doc.data.get("team_id"))
 
     @strawberry.field(
         description="The collection's assets in the order they were added (trashed ones left out)."

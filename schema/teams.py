@@ -21,6 +21,7 @@ from schema.usage import UsageTotals
 
 if TYPE_CHECKING:
     from schema.assets import AssetConnection, AssetFilter, AssetSort
+    from schema.collections import CollectionConnection
     from schema.users import User
 
 strawberry.enum(TeamRole, description="OWNER manages the team; EDITOR generates and edits; VIEWER reads.")
@@ -69,6 +70,14 @@ class Team(Node):
 
         scoped = dataclasses.replace(filter or AssetFilter(), team_id=self.id)
         return await assets(info, filter=scoped, sort=sort, first=first, after=after)
+
+    @strawberry.field(description="The team's collections, newest first.")
+    async def collections(
+        self, info: Info[StudioContext, None], first: int | None = 20, after: str | None = None
+    ) -> Annotated[CollectionConnection, strawberry.lazy("schema.collections")]:
+        from resolvers.collections import collections
+
+        return await collections(info, team_id=self.id, first=first, after=after)
 
     @strawberry.field(
         description="Totals over [from, to) of work done in the team; its owners and administrators."

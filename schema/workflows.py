@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -16,6 +16,9 @@ from schema.jobs import Job, WebhookInput
 from schema.nodes import Node, PageInfo, encode_id
 from schema.scalars import JSON, JobKind, JobStatus, moment
 from schema.users import User
+
+if TYPE_CHECKING:
+    from schema.teams import Team
 
 __all__ = ["WebhookInput"]
 Ctx = Info[StudioContext, None]
@@ -75,6 +78,12 @@ class Workflow(Node):
     @strawberry.field
     async def owner(self, info: Ctx) -> User:
         return await _owner(info, self._doc.data["owner_id"])
+
+    @strawberry.field(description="The team that owns it; null for a personal workflow.")
+    async def team(self, info: Ctx) -> Annotated[Team, strawberry.lazy("schema.teams")] | None:
+        from schema.teams import team_of
+
+        return await team_of(info, self._doc.data.get("team_id"))
 
     @strawberry.field
     def nodes(self) -> list[WorkflowNode]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -81,6 +82,21 @@ async def test_the_sweep_removes_expired_tickets_and_their_uploads_only(desk: De
     assert [path for path in stored(desk) if path.startswith("tmp/")] == []
 
 
+async def test_a_worker_keeps_sweeping_expired_tickets_while_it_runs(desk: Desk) -> None:
+    old = await desk.uploads.create(desk.actor, "old.png", "image/png", len(PNG))
+    await desk.send(old)
+    await desk.docs.update(UPLOADS, old.asset.id, {"expires_at": "2000-01-01T00:00:00.000000Z"})
+
+    sweeper = asyncio.create_task(desk.uploads.keep_swept(every_seconds=0.01))
+    try:
+        async with asyncio.timeout(5):
+            while await desk.ticket_of(old.asset.id) is not None:
+                await asyncio.sleep(0.01)
+    finally:
+        sweeper.cancel()
+    assert [path for path in stored(desk) if path.startswith("tmp/")] == []
+
+
 async def test_starting_an_upload_sweeps_expired_ones(desk: Desk) -> None:
     old = await desk.uploads.create(desk.actor, "old.png", "image/png", len(PNG))
     await desk.send(old)
@@ -104,11 +120,20 @@ async def test_team_editors_upload_into_the_team(desk: Desk, role: str) -> None:
     assert asset.data["readers"] == [f"user:{desk.actor.id}", "team:t1"]
 
 
-@pytest.mark.parametrize("teams", [{"t1": "VIEWER"}, {"t2": "OWNER"}, {}])
-async def test_team_viewers_and_outsiders_get_not_found(desk: Desk, teams: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("teams", "code"),
+    [
+        ({"t1": "VIEWER"}, ErrorCode.FORBIDDEN),
+        ({"t2": "OWNER"}, ErrorCode.NOT_FOUND),
+        ({}, ErrorCode.NOT_FOUND),
+    ],
+)
+async def test_team_viewers_are_refused_and_outsiders_get_not_found(
+    desk: Desk, teams: dict[str, str], code: ErrorCode
+) -> None:
     with pytest.raises(StudioError) as refused:
         await desk.uploads.create(Actor(desk.actor.user, teams=teams), "a.png", "image/png", 10, team_id="t1")
-    assert refused.value.code is ErrorCode.NOT_FOUND
+    assert refused.value.code is code
 
 
 async def test_the_cap_per_kind_comes_from_the_limits(desk: Desk) -> None:
