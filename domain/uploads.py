@@ -25,6 +25,7 @@ from domain.errors import bad_input, forbidden, not_found
 from domain.library import asset_terms
 from domain.migration import MediaProbe
 from domain.ports import BlobNotFound, BlobStore, DocStore, Document, Filter, Query, Transaction, UploadTarget
+from domain.rounds import in_rounds
 
 log = logging.getLogger("genmedia.uploads")
 
@@ -136,15 +137,14 @@ class Uploads:
         staging, mime = data["staging_key"], data["mime_type"]
         try:
             stat = await self._blobs.stat(staging)
-        except BlobNotFound:
-            raise bad_input(
-                "assetId", "Nothing was uploaded yet: send the file to the uploadUrl first."
-            ) from None
-        await self._check_size(ticket, stat.size)
-        await self._check_type(ticket, await self._blobs.read_prefix(staging, SNIFF_BYTES))
-        try:
+            await self._check_size(ticket, stat.size)
+            await self._check_type(ticket, await self._blobs.read_prefix(staging, SNIFF_BYTES))
             content = await self._blobs.get(staging)
         except BlobNotFound:
+            # Never sent, or a concurrent completion just published it and removed the staging copy.
+            current = await self._docs.get(UPLOADS, asset_id)
+            if current is None or current.data.get("status") == "COMPLETED":
+                return await self._completed(who, asset_id)
             raise bad_input(
                 "assetId", "Nothing was uploaded yet: send the file to the uploadUrl first."
             ) from None
@@ -195,14 +195,7 @@ class Uploads:
     async def keep_swept(self, every_seconds: float = 300.0) -> None:
         """Sweep abandoned uploads now and then, for as long as the worker runs (every worker process
         does it; sweeps running at once are harmless)."""
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("sweeping abandoned uploads failed; trying again later", exc_info=True)
-            await asyncio.sleep(every_seconds)
+        await in_rounds(self.sweep, every_seconds, "the sweep of abandoned uploads")
 
     async def sweep(self, *, now: datetime | None = None, limit: int = 100) -> int:
         """Remove up to `limit` expired tickets with their staging objects; how many went."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from domain.ports import JobQueue
+from domain.rounds import in_rounds
 from domain.runner import JobRunner
 from domain.webhooks import WebhookDispatcher
 
@@ -27,17 +28,7 @@ async def run_workers(
     runner's webhook dispatcher (if it has one), so every worker process delivers webhooks, and
     `followers` (loops that react to finished jobs, such as the workflow runs' follower)."""
 
-    async def sweep_forever() -> None:
-        while True:
-            try:
-                await runner.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("sweep failed", exc_info=True)
-            await asyncio.sleep(sweep_seconds)
-
-    sweeper = asyncio.create_task(sweep_forever(), name="sweeper")
+    sweeper = asyncio.create_task(in_rounds(runner.sweep, sweep_seconds, "the lease sweep"), name="sweeper")
     background = [sweeper]
     # getattr: callers may hand in a wrapper of the runner (the benchmarks do).
     dispatcher: WebhookDispatcher | None = getattr(runner, "webhooks", None)

@@ -22,6 +22,7 @@ from domain.errors import StudioError, bad_input, forbidden, not_found
 from domain.jobs import JOBS, JobKind, JobStatus
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, Order, Query, Transaction
+from domain.rounds import in_rounds
 from domain.users import Directory
 from domain.webhooks import WebhookUrls
 from domain.workflow_plan import FAILED, new_step, plan_run, run_status, sync_step
@@ -260,11 +261,5 @@ class WorkflowRuns:
         return len(running)
 
     async def _recheck_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._recheck)
-            try:
-                await self.recheck()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("workflow re-check failed", exc_info=True)
+        await asyncio.sleep(self._recheck)
+        await in_rounds(self.recheck, self._recheck, "the workflow re-check")
