@@ -26,7 +26,10 @@ MY_JOBS = "subscription { myJobs { job { id status } } }"
 STATE = """query($from: DateTime!, $to: DateTime!) {
   jobs(first: 100) { totalCount edges { node { id status costUsd input assets { id } } } }
   assets(first: 100) { totalCount edges { node { id job { id } } } }
-  me { usage(from: $from, to: $to) { images texts jobs failedJobs costUsd } }
+  me {
+    usage(from: $from, to: $to) { images texts jobs failedJobs costUsd }
+    quota { imagesUsedToday spentThisMonthUsd }
+  }
 }"""
 
 
@@ -120,6 +123,10 @@ async def assert_all_final_once_and_told(studio: Studio, timeout: float) -> None
         images = sum(job["input"].get("count", 1) for job in succeeded if "count" in job["input"])
         assert (totals["jobs"], totals["failedJobs"], totals["images"]) == (len(jobs), 0, images), totals
         assert abs(totals["costUsd"] - sum(job["costUsd"] for job in succeeded)) < 1e-6, totals
+        # The quota booked each job once: what it counts is what was made and charged.
+        quota = state["me"]["quota"]
+        assert quota["imagesUsedToday"] == images, quota
+        assert abs(quota["spentThisMonthUsd"] - totals["costUsd"]) < 1e-6, (quota, totals)
 
     deadline = time.monotonic() + 10
     for user, follower in enumerate(studio.followers):
