@@ -290,8 +290,8 @@ class JobDesk:
                 "lease_owner": None,
                 "lease_expires_at": None,
             }
-            if status is JobStatus.QUEUED:  # never ran (or waits for a retry): nothing was made
-                changes |= give_back(tx, current.data)
+            # Cancelled work keeps nothing (the worker drops what it made), so it costs the user nothing.
+            changes |= give_back(tx, current.data)
             tx.update(JOBS, job_id, changes)
             record_event(tx, job_id, {**current.data, **changes})
 

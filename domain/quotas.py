@@ -6,9 +6,9 @@ dollars). The transaction reads the counters, so concurrent requests at the edge
 serialised by the docstore: one of them commits, the others retry against the new totals.
 
 The booking is recorded on the job (`quota`), and given back at most once (`quota_released_at`, set
-in the same transaction) when the job is cancelled while QUEUED or fails for a reason in
-RELEASING_FAILURES. A job cancelled while RUNNING keeps its booking: the provider was already asked
-and may charge for it.
+in the same transaction) when the job is cancelled (QUEUED or RUNNING: a cancelled job keeps no
+asset, so the user is not charged for it, even if the provider was already asked) or fails for a
+reason in RELEASING_FAILURES.
 """
 
 from __future__ import annotations

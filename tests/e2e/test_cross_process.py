@@ -120,5 +120,8 @@ async def test_cancelling_in_the_api_stops_the_job_in_the_worker_process(process
     assert library["assets"]["edges"][0]["node"]["kind"] == "IMAGE"
     totals = await usage(client)
     assert (totals["videos"], totals["images"]) == (0, 1), totals
+    # The cancelled video was given back to the quota: only the image counts.
+    quota = (await client.data("{ me { quota { videosUsedThisMonth imagesUsedToday } } }"))["me"]["quota"]
+    assert quota == {"videosUsedThisMonth": 0, "imagesUsedToday": 1}, quota
     media = [p for p in (processes.data_dir / "blobs").rglob("*") if p.is_file() and ".meta" not in p.name]
     assert len(media) == 1, media
