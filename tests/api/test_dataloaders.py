@@ -101,3 +101,27 @@ async def test_a_page_of_jobs_with_their_assets_costs_the_same_for_5_and_56(coll
     assert len(assets) == UPSCALES + TEXTS
     assert small_calls == large_calls, (small_calls, large_calls)
     assert large_calls <= MOST_CALLS
+
+
+def readme_gallery_query() -> str:
+    """The gallery query exactly as the README shows it."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("query Gallery(")
+    return text[start : text.index("```", start)]
+
+
+async def test_the_readme_gallery_query_answers_a_page_in_a_bounded_number_of_calls(
+    collection: Collection,
+) -> None:
+    await collection.client.data("{ me { id } }")
+    response = await collection.client.post(readme_gallery_query(), {"after": None})
+    body = response.json()
+    assert not body.get("errors"), body
+    page = body["data"]["assets"]
+    nodes = [edge["node"] for edge in page["edges"]]
+    assert len(nodes) == page["totalCount"] == IMAGES + UPSCALES  # the texts are filtered out
+    assert all(node["kind"] == "IMAGE" and node["thumbnailUrl"] and node["url"] for node in nodes)
+    assert all(node["owner"]["id"] and node["job"]["model"] for node in nodes)
+    assert all(node["collections"]["edges"] == [] for node in nodes)
+    # A page, its total, owners, jobs and collections: one batch each, whatever the page size.
+    assert int(response.headers["x-docstore-calls"]) <= MOST_CALLS + 1
