@@ -9,7 +9,7 @@ filtered out, so `limit` and cursors keep their meaning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +148,7 @@ def cursor_values(query: Query) -> list[Any] | None:
     return [encode(v) for v in values] + [str(doc_id)]
 
 
-def keep(data: dict[str, Any], memory: Sequence[Filter]) -> bool:
+def keep(data: Mapping[str, Any], memory: Sequence[Filter]) -> bool:
     return not memory or matches(data, memory)
 
 

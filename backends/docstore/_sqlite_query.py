@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from backends.docstore._order import rank
-from domain.ports import Change, Delete, Document, Filter, Increment, PreconditionFailed, Query
+from domain.ports import Delete, Document, Filter, Increment, PreconditionFailed, Query
 
 Key = tuple[str, str]
 # (operation, collection, id, payload, if_version): create/set carry JSON text, update a changes map.
@@ -247,20 +247,6 @@ def matches(data: Mapping[str, Any], filters: Sequence[Filter]) -> bool:
         if not ok:
             return False
     return True
-
-
-def track(
-    current: dict[str, Document], doc_id: str, doc: Document | None, filters: Sequence[Filter]
-) -> Change | None:
-    """How a new state of a document changes a query's matches (`current`, updated in place)."""
-    old = current.get(doc_id)
-    if doc is not None and matches(doc.data, filters):
-        current[doc_id] = doc
-        return Change("added" if old is None else "modified", doc)
-    if old is not None:
-        del current[doc_id]
-        return Change("removed", old)  # like Firestore, the last state that matched
-    return None
 
 
 def apply_changes(data: dict[str, Any], changes: Mapping[str, Any]) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
+from backends.docstore._changes import track
+from backends.docstore._firestore_listen import Listen, unsubscribe
 from backends.docstore._firestore_query import (
     Plan,
     build,
@@ -33,6 +33,8 @@ from backends.docstore._firestore_query import (
     ordered,
     plan,
 )
+from backends.docstore._firestore_sdk import Key, backoff, load_sdk, reason
+from backends.docstore._firestore_tx import Attempt, KeyLocks, field_changes
 from backends.docstore._firestore_values import (
     decode,
     encode,
@@ -43,10 +45,8 @@ from backends.docstore._firestore_values import (
 )
 from domain.ports import (
     Change,
-    Delete,
     Document,
     Filter,
-    Increment,
     PreconditionFailed,
     Query,
     Transaction,
@@ -54,383 +54,13 @@ from domain.ports import (
 )
 
 T = TypeVar("T")
-Key = tuple[str, str]
 
 _log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 11  # the first try and ten retries, as the SQLite store
 _PAGE = 100  # rows fetched per round when some filters are checked here
 _MAX_PAGE = 1000
-_HEALTH_EVERY = 1.0  # seconds between checks that a listener's stream is still alive
 _PING_TIMEOUT = 5.0
-
-
-class _Sdk:
-    """The SDK modules, imported on first use."""
-
-    def __init__(self) -> None:
-        from google.api_core import exceptions
-        from google.cloud import firestore
-        from google.cloud.firestore_v1 import types
-        from google.protobuf.timestamp_pb2 import Timestamp
-
-        self.firestore = firestore
-        self.exceptions = exceptions
-        self.types = types
-        self.Timestamp = Timestamp
-        self.FieldFilter = firestore.FieldFilter
-        # Write refusals that mean "the document is not in the state the write requires".
-        self.precondition_errors: tuple[type[BaseException], ...] = (
-            exceptions.AlreadyExists,
-            exceptions.NotFound,
-            exceptions.FailedPrecondition,
-        )
-
-
-_SDK: _Sdk | None = None
-
-
-def _sdk() -> _Sdk:
-    global _SDK
-    if _SDK is None:
-        _SDK = _Sdk()
-    return _SDK
-
-
-async def _backoff(attempt: int) -> None:
-    """Jittered exponential backoff spreads competing retries apart."""
-    await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
-
-
-def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "message", None) or exc)
-
-
-# ---------------------------------------------------------------- local document locks
-
-
-class _LockTimeout(Exception):
-    """A transaction of this process held a wanted document without progress for too long."""
-
-
-class _Owner:
-    """What a document lock is held by: one transaction attempt. `stalled_since` is None while it
-    waits on Firestore (the server bounds that itself), else when it last made progress."""
-
-    __slots__ = ("stalled_since",)
-
-    def __init__(self) -> None:
-        self.stalled_since: float | None = time.monotonic()
-
-
-class _Slot:
-    __slots__ = ("holder", "since", "waiters")
-
-    def __init__(self, holder: _Owner) -> None:
-        self.holder = holder
-        self.since = time.monotonic()
-        self.waiters: deque[tuple[_Owner, asyncio.Future[None]]] = deque()
-
-
-class _KeyLocks:
-    """First-come first-served locks on documents, for the transactions of one store.
-
-    A waiter gives up (and its transaction retries) when the holder has been stalled outside
-    Firestore calls for `timeout` seconds: a deadlock between two transactions of this process, or
-    one that holds a document while it waits for something else.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._slots: dict[Key, _Slot] = {}
-
-    async def acquire(self, key: Key, owner: _Owner) -> None:
-        slot = self._slots.get(key)
-        if slot is None:
-            self._slots[key] = _Slot(owner)
-            return
-        if slot.holder is owner:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        slot.waiters.append((owner, future))
-        step = max(0.005, min(0.05, self.timeout / 4))
-        try:
-            while True:
-                try:
-                    await asyncio.wait_for(asyncio.shield(future), step)
-                    return
-                except TimeoutError:
-                    if future.done():
-                        return
-                holder = slot.holder
-                stalled = holder.stalled_since
-                since = max(slot.since, stalled) if stalled is not None else None
-                if since is not None and time.monotonic() - since >= self.timeout:
-                    raise _LockTimeout(f"{key[0]}/{key[1]} is held by a stalled transaction")
-        except BaseException:
-            if future.done() and not future.cancelled():
-                self.release(key, owner)  # granted as we gave up: pass it on
-            else:
-                future.cancel()
-                try:
-                    slot.waiters.remove((owner, future))
-                except ValueError:
-                    pass
-            raise
-
-    def release(self, key: Key, owner: _Owner) -> None:
-        slot = self._slots.get(key)
-        if slot is None or slot.holder is not owner:
-            return
-        while slot.waiters:
-            waiter, future = slot.waiters.popleft()
-            if not future.done():
-                slot.holder, slot.since = waiter, time.monotonic()
-                future.set_result(None)
-                return
-        del self._slots[key]
-
-
-# ---------------------------------------------------------------- transactions
-
-
-class _Attempt:
-    """One attempt of `run_transaction`: reads go to Firestore inside a transaction (begun on the
-    first read), writes are buffered and sent with the commit."""
-
-    def __init__(self, store: FirestoreDocStore, retry_id: bytes | None) -> None:
-        self._store = store
-        self._retry_id = retry_id
-        self._docs: dict[Key, Document | None] = {}
-        self._writes: list[tuple[str, Key, Any]] = []
-        self._held: list[Key] = []
-        self._read_lock = asyncio.Lock()
-        self.owner = _Owner()
-        self.tx: Any = None  # the SDK AsyncTransaction, once begun
-        self.doomed: BaseException | None = None  # set when this attempt cannot commit
-        self.committed = False
-        self.id: bytes | None = None  # Firestore's id of the transaction, once begun
-
-    async def get(self, collection: str, doc_id: str) -> Document | None:
-        """Read a document; reading it again returns the first read (one consistent snapshot)."""
-        if self._writes:
-            raise RuntimeError("a transaction must do all its reads before its writes")
-        key = (collection, doc_id)
-        async with self._read_lock:
-            if key in self._docs:
-                return self._docs[key]
-            store = self._store
-            sdk = _sdk()
-            try:
-                self.owner.stalled_since = time.monotonic()
-                await store._locks.acquire(key, self.owner)
-                self._held.append(key)
-                self.owner.stalled_since = None
-                if self.tx is None:
-                    self.tx = store._client().transaction()
-                    await self.tx._begin(retry_id=self._retry_id)
-                    self.id = self.tx._id
-                snap = None
-                async for found in store._client().get_all([store._ref(key)], transaction=self.tx):
-                    snap = found
-            except (_LockTimeout, sdk.exceptions.Aborted) as exc:
-                self.doomed = exc
-                raise
-            finally:
-                self.owner.stalled_since = time.monotonic()
-            doc = store._document(snap)
-            self._docs[key] = doc
-            return doc
-
-    def create(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
-        """Create; the commit fails with PreconditionFailed if the document exists."""
-        self._writes.append(("create", (collection, doc_id), encode(dict(data))))
-
-    def set(self, collection: str, doc_id: str, data: Mapping[str, Any]) -> None:
-        """Create or replace the whole document."""
-        self._writes.append(("set", (collection, doc_id), encode(dict(data))))
-
-    def update(self, collection: str, doc_id: str, changes: Mapping[str, Any]) -> None:
-        """Change fields; the commit fails with PreconditionFailed if the document is missing."""
-        self._writes.append(("update", (collection, doc_id), _field_changes(changes)))
-
-    def delete(self, collection: str, doc_id: str) -> None:
-        """Remove the document if present."""
-        self._writes.append(("delete", (collection, doc_id), None))
-
-    async def commit(self) -> None:
-        """Send the buffered writes: in the transaction if one was begun, else as one atomic batch."""
-        if not self._writes:
-            return
-        store = self._store
-        target = self.tx if self.tx is not None else store._client().batch()
-        for op, key, payload in self._writes:
-            ref = store._ref(key)
-            if op == "create":
-                target.create(ref, payload)
-            elif op == "set":
-                target.set(ref, payload)
-            elif op == "update":
-                store._add_update(target, ref, payload, None)
-            else:
-                target.delete(ref)
-        self.owner.stalled_since = None
-        if self.tx is not None:
-            await self.tx._commit()
-        else:
-            await target.commit()
-        self.committed = True
-
-    async def finish(self) -> None:
-        """Release the local locks, and Firestore's (rollback) unless committed or aborted there."""
-        for key in reversed(self._held):
-            self._store._locks.release(key, self.owner)
-        self._held.clear()
-        tx, self.tx = self.tx, None
-        if tx is None or self.committed or not tx.in_progress:
-            return
-        if isinstance(self.doomed, _sdk().exceptions.Aborted):
-            tx._clean_up()  # Firestore has ended it already
-            return
-        try:
-            await tx._rollback()
-        except Exception:  # best effort: the transaction expires on its own
-            _log.debug("transaction rollback failed", exc_info=True)
-
-
-def _field_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
-    """`update` changes as SDK field updates: quoted paths; Increment and Delete as sentinels."""
-    sdk = _sdk()
-    out: dict[str, Any] = {}
-    for field, change in changes.items():
-        path = quoted_path(field)
-        if isinstance(change, Delete):
-            out[path] = sdk.firestore.DELETE_FIELD
-        elif isinstance(change, Increment):
-            out[path] = sdk.firestore.Increment(change.amount)
-        else:
-            out[path] = encode(change)
-    return out
-
-
-# ---------------------------------------------------------------- watches
-
-
-class _Listen:
-    """One watch: a listener of the sync client feeding an asyncio queue, re-opened if its stream dies."""
-
-    def __init__(self, subscribe: Callable[[Callable[..., None]], Any] | None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[tuple[int, list[Any], list[Any]] | None] = asyncio.Queue()
-        self.subscribe = subscribe
-        self.generation = 0
-        self.handle: Any = None
-        self.closed = False
-        self.started_at = time.monotonic()
-        self.failures = 0
-        self._seen: set[int] = set()
-
-    def _callback(self, generation: int) -> Callable[..., None]:
-        def on_snapshot(docs: list[Any], changes: list[Any], read_time: Any) -> None:
-            try:
-                self.loop.call_soon_threadsafe(self.queue.put_nowait, (generation, list(docs), list(changes)))
-            except RuntimeError:  # the loop has closed: nobody is left to watch
-                pass
-
-        return on_snapshot
-
-    async def start(self) -> None:
-        if self.subscribe is None:
-            return
-        self.generation += 1
-        self.started_at = time.monotonic()
-        callback, subscribe = self._callback(self.generation), self.subscribe
-        opening = self.loop.run_in_executor(None, lambda: subscribe(callback))
-        try:
-            handle = await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            # The listener still opens on its thread: close it as soon as it has.
-            opening.add_done_callback(_stop_when_open)
-            raise
-        if self.closed:
-            _stop_soon(handle)
-        else:
-            self.handle = handle
-
-    async def next(self) -> tuple[bool, list[Any], list[Any]] | None:
-        """The next snapshot as (first of its stream, docs, changes); None once the store closes."""
-        while True:
-            try:
-                item = await asyncio.wait_for(self.queue.get(), _HEALTH_EVERY)
-            except TimeoutError:
-                if not self.closed and self.subscribe is not None and not self._alive():
-                    await self._reopen()
-                continue
-            if item is None:
-                return None
-            generation, docs, changes = item
-            if generation != self.generation:
-                continue  # from a listener since replaced
-            first = generation not in self._seen
-            self._seen.add(generation)
-            return first, docs, changes
-
-    def _alive(self) -> bool:
-        return self.handle is not None and bool(self.handle.is_active)
-
-    async def _reopen(self) -> None:
-        """Listen again after the stream ended with an error the SDK does not recover from; streams
-        that keep failing soon are re-opened less and less often (up to every 30 s)."""
-        lived = time.monotonic() - self.started_at
-        self.failures = 0 if lived > 60.0 else self.failures + 1
-        _log.warning("a Firestore listener stopped (after %.1fs); listening again", lived)
-        self.stop()
-        if self.failures > 1:
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** (self.failures - 1)))
-        try:
-            await self.start()
-        except Exception:
-            self.started_at = time.monotonic()
-            _log.warning("re-opening a Firestore listener failed", exc_info=True)
-
-    def stop(self) -> None:
-        handle, self.handle = self.handle, None
-        if handle is not None:
-            _stop_soon(handle)
-
-
-def _stop_when_open(opening: asyncio.Future[Any]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        _stop_soon(opening.result())
-
-
-def _stop_soon(handle: Any) -> None:
-    """Unsubscribe without blocking the loop (the SDK joins its threads)."""
-    threading.Thread(target=_unsubscribe, args=(handle,), daemon=True).start()
-
-
-def _unsubscribe(handle: Any) -> None:
-    try:
-        handle.unsubscribe()
-    except Exception:  # the stream may have failed already
-        _log.debug("unsubscribing a Firestore listener failed", exc_info=True)
-
-
-def _track(
-    current: dict[str, Document], doc_id: str, doc: Document | None, memory: Sequence[Filter]
-) -> Change | None:
-    """How a new state of a document changes a query's matches (`current`, updated in place)."""
-    old = current.get(doc_id)
-    if doc is not None and keep(doc.data, memory):
-        if old is not None and old.version == doc.version:
-            return None
-        current[doc_id] = doc
-        return Change("added" if old is None else "modified", doc)
-    if old is not None:
-        del current[doc_id]
-        return Change("removed", old)  # like Firestore, the last state that matched
-    return None
-
 
 # ---------------------------------------------------------------- the store
 
@@ -453,8 +83,8 @@ class FirestoreDocStore:
         self._sync: Any = None
         self._sync_lock = threading.Lock()
         self._max_attempts = max_attempts
-        self._locks = _KeyLocks(lock_timeout)
-        self._listens: set[_Listen] = set()
+        self._locks = KeyLocks(lock_timeout)
+        self._listens: set[Listen] = set()
         self._closed = False
 
     # ------------------------------------------------------------ plumbing
@@ -463,14 +93,14 @@ class FirestoreDocStore:
         if self._closed:
             raise RuntimeError("the document store is closed")
         if self._async is None:
-            self._async = _sdk().firestore.AsyncClient(project=self._project, database=self._database)
+            self._async = load_sdk().firestore.AsyncClient(project=self._project, database=self._database)
         return self._async
 
     def _sync_client(self) -> Any:
         """The sync client, for listeners only; made on first watch (on an executor thread)."""
         with self._sync_lock:
             if self._sync is None:
-                firestore = _sdk().firestore
+                firestore = load_sdk().firestore
                 credentials = getattr(self._async, "_credentials", None) if self._async is not None else None
                 self._sync = firestore.Client(
                     project=self._project, database=self._database, credentials=credentials
@@ -491,14 +121,16 @@ class FirestoreDocStore:
         if parsed is None:  # not a version this store hands out: cannot be the current one
             raise PreconditionFailed(f"{where[0]}/{where[1]} is not at version {if_version}")
         seconds, nanos = parsed
-        return self._client().write_option(last_update_time=_sdk().Timestamp(seconds=seconds, nanos=nanos))
+        return self._client().write_option(
+            last_update_time=load_sdk().Timestamp(seconds=seconds, nanos=nanos)
+        )
 
     def _add_update(self, target: Any, ref: Any, fields: dict[str, Any], option: Any) -> None:
         """Add an update to a batch or transaction; an empty one still checks and touches the document."""
         if fields:
             target.update(ref, fields, option=option)
             return
-        types = _sdk().types
+        types = load_sdk().types
         precondition = types.Precondition(exists=True)
         if option is not None:
             precondition = types.Precondition(update_time=option._last_update_time)
@@ -516,17 +148,17 @@ class FirestoreDocStore:
         """One non-transactional write: retried while Firestore aborts it (lock contention) or
         cancels it on its side. A retried write that had in fact landed is harmless: the studio's
         plain writes set values, and a create or a versioned update then fails its precondition."""
-        sdk = _sdk()
+        sdk = load_sdk()
         for attempt in range(self._max_attempts):
             try:
                 return await send()
             except sdk.exceptions.Aborted:
-                await _backoff(attempt)
+                await backoff(attempt)
             except sdk.exceptions.Cancelled:  # seen from the emulator as a listener closes
                 _log.warning("a write to %s/%s was cancelled by Firestore; retrying", *where)
-                await _backoff(attempt)
+                await backoff(attempt)
             except sdk.precondition_errors as exc:
-                raise PreconditionFailed(f"{where[0]}/{where[1]}: {_reason(exc)}") from exc
+                raise PreconditionFailed(f"{where[0]}/{where[1]}: {reason(exc)}") from exc
         raise TransactionConflict(
             f"write to {where[0]}/{where[1]} did not commit after {self._max_attempts} attempts"
         )
@@ -565,7 +197,7 @@ class FirestoreDocStore:
         )
         if p.empty or limit == 0:
             return []
-        base = build(self._client().collection(query.collection), p.native, _sdk().FieldFilter)
+        base = build(self._client().collection(query.collection), p.native, load_sdk().FieldFilter)
         if p.sort_here:  # complete and unpaged: Firestore's order, then the contract's
             docs = await self._stream(ordered(base, query, with_name=False), p)
             last_desc = bool(query.order_by) and query.order_by[-1].descending
@@ -616,7 +248,7 @@ class FirestoreDocStore:
         p = plan(filters)
         if p.empty:
             return 0
-        q = build(self._client().collection(collection), p.native, _sdk().FieldFilter)
+        q = build(self._client().collection(collection), p.native, load_sdk().FieldFilter)
         if not p.memory:
             result = await q.count(alias="n").get()
             return int(result[0][0].value)
@@ -653,7 +285,7 @@ class FirestoreDocStore:
         The result is read back at the write's own update time, so it is exactly what this write
         produced (Increment included), whatever was written after it.
         """
-        key, fields = (collection, doc_id), _field_changes(changes)
+        key, fields = (collection, doc_id), field_changes(changes)
         option = self._precondition(key, if_version) if if_version is not None else None
 
         async def send() -> Any:
@@ -672,10 +304,10 @@ class FirestoreDocStore:
 
     async def run_transaction(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run `fn` in a Firestore transaction, retrying it while Firestore aborts it."""
-        sdk = _sdk()
+        sdk = load_sdk()
         retry_id: bytes | None = None
         for attempt in range(self._max_attempts):
-            tx = _Attempt(self, retry_id)
+            tx = Attempt(self, retry_id)
             try:
                 try:
                     result = await fn(tx)
@@ -690,11 +322,11 @@ class FirestoreDocStore:
                         except sdk.exceptions.Aborted as exc:
                             tx.doomed = exc
                         except sdk.precondition_errors as exc:
-                            raise PreconditionFailed(_reason(exc)) from exc
+                            raise PreconditionFailed(reason(exc)) from exc
             finally:
                 await tx.finish()
             retry_id = retry_id or tx.id
-            await _backoff(attempt)
+            await backoff(attempt)
         raise TransactionConflict(f"transaction did not commit after {self._max_attempts} attempts")
 
     # ------------------------------------------------------------ watches
@@ -704,10 +336,10 @@ class FirestoreDocStore:
         """How many watches are open (for tests and metrics)."""
         return len(self._listens)
 
-    async def _open(self, subscribe: Callable[[Callable[..., None]], Any] | None) -> _Listen:
+    async def _open(self, subscribe: Callable[[Callable[..., None]], Any] | None) -> Listen:
         if self._closed:
             raise RuntimeError("the document store is closed")
-        listen = _Listen(subscribe)
+        listen = Listen(subscribe)
         self._listens.add(listen)
         try:
             await listen.start()
@@ -716,7 +348,7 @@ class FirestoreDocStore:
             raise
         return listen
 
-    def _close_listen(self, listen: _Listen) -> None:
+    def _close_listen(self, listen: Listen) -> None:
         listen.closed = True
         listen.stop()
         self._listens.discard(listen)
@@ -750,7 +382,7 @@ class FirestoreDocStore:
         p = plan(filters)
 
         def subscribe(callback: Callable[..., None]) -> Any:
-            q = build(self._sync_client().collection(collection), p.native, _sdk().FieldFilter)
+            q = build(self._sync_client().collection(collection), p.native, load_sdk().FieldFilter)
             return q.on_snapshot(callback)
 
         listen = await self._open(None if p.empty else subscribe)
@@ -765,16 +397,16 @@ class FirestoreDocStore:
                 if first:  # a whole result set: compare it with what was reported
                     seen = {d.id: d for d in map(self._document, docs) if d is not None}
                     for doc_id in [i for i in current if i not in seen]:
-                        if change := _track(current, doc_id, None, p.memory):
+                        if change := track(current, doc_id, None, partial(keep, memory=p.memory)):
                             out.append(change)
                     for doc_id in sorted(seen):
-                        if change := _track(current, doc_id, seen[doc_id], p.memory):
+                        if change := track(current, doc_id, seen[doc_id], partial(keep, memory=p.memory)):
                             out.append(change)
                 else:
                     for change in changes:
                         snap = change.document
                         doc = None if change.type.name == "REMOVED" else self._document(snap)
-                        if tracked := _track(current, snap.id, doc, p.memory):
+                        if tracked := track(current, snap.id, doc, partial(keep, memory=p.memory)):
                             out.append(tracked)
                 if out or not started:
                     started = True
@@ -798,7 +430,7 @@ class FirestoreDocStore:
         self._listens.clear()
         loop = asyncio.get_running_loop()
         if handles:
-            await asyncio.gather(*(loop.run_in_executor(None, _unsubscribe, h) for h in handles))
+            await asyncio.gather(*(loop.run_in_executor(None, unsubscribe, h) for h in handles))
         if self._async is not None and getattr(self._async, "_transport", None) is not None:
             try:
                 closing = self._async._transport.close()

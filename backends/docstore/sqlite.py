@@ -15,9 +15,11 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from backends.docstore._changes import track
 from backends.docstore._sqlite_query import (
     BufferedTransaction,
     Key,
@@ -25,9 +27,9 @@ from backends.docstore._sqlite_query import (
     count_sql,
     dumps,
     loads,
+    matches,
     select_sql,
     stage,
-    track,
 )
 from domain.ports import Change, Document, Filter, Query, Transaction, TransactionConflict
 
@@ -325,7 +327,11 @@ class SqliteDocStore:
             yield [Change("added", doc) for doc in docs]
             while (batch := await watch.queue.get()) is not None:
                 events = (e for e in batch if e.seq > after)
-                if changes := [c for e in events if (c := track(current, e.doc_id, e.document(), filters))]:
+                if changes := [
+                    c
+                    for e in events
+                    if (c := track(current, e.doc_id, e.document(), partial(matches, filters=filters)))
+                ]:
                     yield changes
         finally:
             self._unsubscribe(watch)

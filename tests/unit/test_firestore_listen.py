@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from backends.docstore import firestore
+from backends.docstore import _firestore_listen
 
 
 class StandInListener:
@@ -27,7 +27,7 @@ class StandInListener:
 
 
 async def test_a_dead_stream_is_reopened_and_the_watch_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(firestore, "_HEALTH_EVERY", 0.02)
+    monkeypatch.setattr(_firestore_listen, "HEALTH_EVERY", 0.02)
     opened: list[tuple[StandInListener, Callable[..., None]]] = []
 
     def subscribe(callback: Callable[..., None]) -> Any:
@@ -36,7 +36,7 @@ async def test_a_dead_stream_is_reopened_and_the_watch_goes_on(monkeypatch: pyte
         callback([f"snapshot-{len(opened)}"], [], None)  # a new stream starts with the whole state
         return listener
 
-    listen = firestore._Listen(subscribe)
+    listen = _firestore_listen.Listen(subscribe)
     await listen.start()
     assert await asyncio.wait_for(listen.next(), 1) == (True, ["snapshot-1"], [])
 
