@@ -46,6 +46,7 @@ from domain.apikeys import ApiKeys
 from domain.assets import ASSETS
 from domain.catalog import Catalog
 from domain.collections import Collections
+from domain.batches import BatchItem, Batches
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.jobs import JobKind
@@ -232,6 +233,15 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     for status, job_kind in itertools.product(statuses, job_kinds):
         await _pages(
             partial(desk.list, member, statuses=status, kinds=job_kind, team_id=team.doc.id), backward=False
+        )
+
+    batch = await Batches(docs, desk, queue).submit(
+        user,
+        [BatchItem(JobKind.IMAGE, {"prompt": "a beacon"}), BatchItem(JobKind.VIDEO, {"prompt": "waves"})],
+    )
+    for status, job_kind in itertools.product(statuses, job_kinds):
+        await _pages(
+            partial(desk.list, user, statuses=status, kinds=job_kind, batch_id=batch.id), backward=False
         )
 
     ledger = UsageLedger(docs)
