@@ -44,9 +44,9 @@ from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
 from domain.apikeys import ApiKeys
 from domain.assets import ASSETS
+from domain.batches import Batches, BatchItem
 from domain.catalog import Catalog
 from domain.collections import Collections
-from domain.batches import BatchItem, Batches
 from domain.desk import JobDesk
 from domain.forecast import QueueForecast
 from domain.jobs import JobKind

@@ -194,4 +194,3 @@ async def test_the_batch_webhook_is_called_once_when_every_job_is_done(
     data = payload["data"]
     assert data["id"] == batch["id"] and data["status"] == "SUCCEEDED" == final["status"]
     assert (data["total"], data["succeeded"], data["failed"]) == (3, 3, 0)
-
