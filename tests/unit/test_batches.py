@@ -18,6 +18,7 @@ from config import Settings
 from domain.access import Actor
 from domain.batch_tally import BATCHES, batch_of, count_finished
 from domain.batches import Batches, BatchItem
+from domain.clock import now_iso
 from domain.desk import JobDesk
 from domain.errors import ErrorCode, StudioError
 from domain.jobs import JOBS, JobKind, JobStatus
@@ -122,3 +123,19 @@ async def test_a_bad_item_is_named_by_its_path_and_nothing_is_created(studio: St
         await studio.batches.submit(studio.actor, items)
     assert refused.value.details["field"] == "input.videos[0].durationSeconds"
     assert await studio.docs.count(JOBS) == 0
+
+
+async def test_jobs_given_up_by_the_sweeper_or_their_deliveries_count_as_failed(studio: Studio) -> None:
+    batch = await studio.batches.submit(studio.actor, images("swept", "abandoned"))
+    swept, abandoned = batch.data["job_ids"]
+    await studio.docs.update(
+        JOBS,
+        swept,
+        {"status": "RUNNING", "attempts": 3, "lease_owner": "dead", "lease_expires_at": now_iso()},
+    )
+    runner = studio.runner("sweeper")
+    assert await runner.sweep() == 1
+    assert await runner.abandon(abandoned, StudioError(ErrorCode.INTERNAL, "deliveries ran out"))
+    final = await studio.docs.get(BATCHES, batch.id)
+    assert final is not None
+    assert (final.data["failed"], final.data["status"]) == (2, "FAILED")
