@@ -96,9 +96,8 @@ class Batches:
         if not items:
             raise bad_input("input.images", "a batch needs at least one generation in images or videos")
         if len(items) > self._max_jobs:
-            where = (
-                "input.videos" if items[-1].kind is JobKind.VIDEO else "input.images"
-            )  # the list that overflowed
+            # Named after the list that overflowed: videos come after images.
+            where = "input.videos" if items[-1].kind is JobKind.VIDEO else "input.images"
             raise bad_input(
                 where, f"a batch holds at most {self._max_jobs} generations in all; got {len(items)}"
             )
