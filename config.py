@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, le=20)
     signed_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
     workflow_max_nodes: int = Field(50, ge=1, le=500)
+    batch_max_jobs: int = Field(50, ge=1, le=200)  # generations in one generateBatch (one transaction)
     workflow_recheck_seconds: float = Field(10.0, gt=0)  # how often workers re-check unfinished runs
 
     # library

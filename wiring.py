@@ -19,6 +19,8 @@ from domain.admin import Admin, AuditLog
 from domain.apikey_signin import ApiKeySignIn
 from domain.apikeys import ApiKeyPolicy, ApiKeys
 from domain.authn import Authenticator
+from domain.batch_tally import BATCHES
+from domain.batches import Batches
 from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.collections import Collections
 from domain.desk import JobDesk
@@ -392,6 +394,8 @@ def build_services(settings: Settings) -> Services:
             recheck_seconds=settings.workflow_recheck_seconds,
         ),
         runs_hub=DocumentHub(docs, WORKFLOW_RUNS),
+        batches=Batches(docs, desk, queue, quotas=quotas, terms=terms, max_jobs=settings.batch_max_jobs),
+        batches_hub=DocumentHub(docs, BATCHES),
     )
 
 

@@ -44,6 +44,7 @@ from domain.access import Actor
 from domain.admin import Admin, AuditLog, RequestInfo
 from domain.apikeys import ApiKeys
 from domain.assets import ASSETS
+from domain.batches import Batches, BatchItem
 from domain.catalog import Catalog
 from domain.collections import Collections
 from domain.desk import JobDesk
@@ -232,6 +233,15 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
     for status, job_kind in itertools.product(statuses, job_kinds):
         await _pages(
             partial(desk.list, member, statuses=status, kinds=job_kind, team_id=team.doc.id), backward=False
+        )
+
+    batch = await Batches(docs, desk, queue).submit(
+        user,
+        [BatchItem(JobKind.IMAGE, {"prompt": "a beacon"}), BatchItem(JobKind.VIDEO, {"prompt": "waves"})],
+    )
+    for status, job_kind in itertools.product(statuses, job_kinds):
+        await _pages(
+            partial(desk.list, user, statuses=status, kinds=job_kind, batch_id=batch.id), backward=False
         )
 
     ledger = UsageLedger(docs)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from domain import idempotency
 from domain.access import Actor, can_read, require_active, require_generate
 from domain.assets import ASSETS
+from domain.batch_tally import BATCHES, batch_of, count_finished
 from domain.catalog import Catalog
 from domain.clock import new_id, now_iso
 from domain.collection_rules import check_filing
@@ -37,6 +39,20 @@ FIELD_OF_ROLE = {
     "last_frame": "input.lastFrameAssetId",
     "references": "input.referenceAssetIds",
 }
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A checked request: the job document to create, its quota booking, and its idempotency print."""
+
+    data: dict[str, Any]
+    booking: Booking
+    fingerprint: str
+
+    @property
+    def cached(self) -> bool:
+        """Answered from the request cache: created SUCCEEDED, booking nothing."""
+        return bool(self.data["cached"])
 
 
 class JobDesk:
@@ -99,12 +115,34 @@ class JobDesk:
             if idempotency_key is not None
             else None
         )
+        prepared = await self.prepare(who, kind, raw, webhook=webhook, use_cache=use_cache, team_id=team_id)
+        doc, made = await self._create(who, prepared.data, key, prepared.fingerprint, prepared.booking)
+        if made and not prepared.cached:
+            await self._queue.enqueue(doc.id)
+        elif not made and doc.data.get("status") == JobStatus.QUEUED.value:
+            # An idempotent replay: the first enqueue may have failed; enqueueing twice is one delivery.
+            await self._queue.enqueue(doc.id, attempt=int(doc.data.get("attempts", 0)))
+        return doc
+
+    async def prepare(
+        self,
+        who: Actor,
+        kind: JobKind,
+        raw: Mapping[str, Any],
+        *,
+        webhook: Mapping[str, Any] | None = None,
+        use_cache: bool = True,
+        team_id: str | None = None,
+    ) -> PreparedJob:
+        """Check one request (input, referenced assets, collection, webhook) and build its job
+        document, answered from the request cache when it may be; nothing is stored yet. Single
+        submits and batches make their jobs here, so both follow the same rules."""
         checked = check_request(kind, raw, self._catalog, self._limits)
         await self._check_inputs(who, checked.asset_refs)
         collection_id = raw.get("collectionId")
         if collection_id is not None:
             await check_filing(self._docs, who, collection_id)
-        hook = await self._check_webhook(webhook)
+        hook = await self.check_webhook(webhook)
         now = now_iso()
         data: dict[str, Any] = {
             "kind": kind.value,
@@ -149,19 +187,13 @@ class JobDesk:
                     started_at=now,
                     finished_at=now,
                 )
-        print_ = idempotency.fingerprint(
+        fingerprint = idempotency.fingerprint(
             [kind.value, checked.model.id, checked.input, *([team_id] if team_id else [])]
         )
         booking = estimated_booking(
             kind.value, checked.model, checked.parameters, data["input"].get("prompt") or ""
         )
-        doc, made = await self._create(who, data, key, print_, booking)
-        if made and not data["cached"]:
-            await self._queue.enqueue(doc.id)
-        elif not made and doc.data.get("status") == JobStatus.QUEUED.value:
-            # An idempotent replay: the first enqueue may have failed; enqueueing twice is one delivery.
-            await self._queue.enqueue(doc.id, attempt=int(doc.data.get("attempts", 0)))
-        return doc
+        return PreparedJob(data, booking, fingerprint)
 
     async def _create(
         self, who: Actor, data: dict[str, Any], key: str | None, print_: str, booking: Booking
@@ -220,12 +252,15 @@ class JobDesk:
                 return None
         return hit
 
-    async def _check_webhook(self, webhook: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    async def check_webhook(
+        self, webhook: Mapping[str, Any] | None, field: str = "input.webhook"
+    ) -> dict[str, Any] | None:
+        """The webhook as stored ({url, events}), None for none; BAD_USER_INPUT naming `field`."""
         if webhook is None:
             return None
         if self._webhooks is None:
-            raise bad_input("input.webhook", "webhooks are not available on this server")
-        return await self._webhooks.check(webhook, "input.webhook")
+            raise bad_input(field, "webhooks are not available on this server")
+        return await self._webhooks.check(webhook, field)
 
     async def get(self, actor: Actor | None, job_id: str) -> Document:
         """A job its owner, its team's members (or an admin) may see; NOT_FOUND for everyone else."""
@@ -243,14 +278,21 @@ class JobDesk:
         statuses: Sequence[str] | None = None,
         kinds: Sequence[str] | None = None,
         team_id: str | None = None,
+        batch_id: str | None = None,
     ) -> Page:
-        """The caller's jobs (or, with `team_id`, a team's, for its members), newest first."""
+        """The caller's jobs (or, with `team_id`, a team's, for its members; with `batch_id`, a
+        batch's, for those who may see it), newest first."""
         who = require_active(actor)
         filters = [Filter("owner_id", "==", who.id)]
         if team_id is not None:
             if who.team_role(team_id) is None and not who.user.is_admin:
                 raise not_found("team", team_id)
             filters = [Filter("team_id", "==", team_id)]
+        if batch_id is not None:
+            batch = await self._docs.get(BATCHES, batch_id)
+            if batch is None or not may_see_job(who, batch.data):
+                raise not_found("batch", batch_id)
+            filters = [Filter("batch_id", "==", batch_id)]
         if statuses is not None:
             if not statuses:
                 raise bad_input("filter.statuses", "statuses must not be empty")
@@ -279,6 +321,7 @@ class JobDesk:
             status = JobStatus(current.data["status"])
             if status.is_final:
                 raise conflict(f"job {job_id} is already {status.value}")
+            batch = await batch_of(tx, current.data)  # read before the writes below
             now = now_iso()
             changes = {
                 "status": JobStatus.CANCELLED.value,
@@ -294,6 +337,7 @@ class JobDesk:
             changes |= give_back(tx, current.data)
             tx.update(JOBS, job_id, changes)
             record_event(tx, job_id, {**current.data, **changes})
+            count_finished(tx, batch, job_id, JobStatus.CANCELLED)
 
         await self._docs.run_transaction(move)
         doc = await self._docs.get(JOBS, job_id)

@@ -77,6 +77,7 @@ class Job:
     error: JobError | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    batch_id: str | None = None
 
     @classmethod
     def from_doc(cls, doc_id: str, data: dict[str, Any]) -> Job:
@@ -102,4 +103,5 @@ class Job:
             error=JobError(error["code"], error["message"], bool(error.get("retryable"))) if error else None,
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            batch_id=data.get("batch_id"),
         )

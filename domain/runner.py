@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.assets import ASSETS, blob_key
+from domain.batch_tally import batch_of, count_finished
 from domain.catalog import Catalog, cost_usd
 from domain.clock import now_iso, to_iso, utcnow
 from domain.errors import ErrorCode, StudioError
@@ -136,10 +137,12 @@ class JobRunner:
                 if (current.data.get("lease_expires_at") or "") >= now_iso():
                     return None
                 if int(current.data.get("attempts", 0)) >= self._max_attempts:
+                    batch = await batch_of(tx, current.data)
                     await self._book_failure(tx, current.data)
                     changes = self._failure_changes(_LOST_TOO_OFTEN)
                     tx.update(JOBS, job_id, changes)
                     record_event(tx, job_id, {**current.data, **changes})
+                    count_finished(tx, batch, job_id, JobStatus.FAILED)
                     return False
                 tx.update(JOBS, job_id, _requeue_changes("The worker running this job stopped; retrying."))
                 return True
@@ -164,10 +167,12 @@ class JobRunner:
             current = await tx.get(JOBS, job_id)
             if current is None or current.data.get("status") != JobStatus.QUEUED.value:
                 return False
+            batch = await batch_of(tx, current.data)
             await self._book_failure(tx, current.data)
             changes = self._failure_changes(error)
             tx.update(JOBS, job_id, changes)
             record_event(tx, job_id, {**current.data, **changes})
+            count_finished(tx, batch, job_id, JobStatus.FAILED)
             return True
 
         if not await self._docs.run_transaction(give_up):
@@ -366,6 +371,7 @@ class JobRunner:
                 return False
             assert current is not None
             collection = await filing_target(tx, data.get("collection_id"))  # reads come before writes
+            batch = await batch_of(tx, current.data)
             await book_usage(
                 tx,
                 user_id=data["owner_id"],
@@ -394,6 +400,7 @@ class JobRunner:
             } | settle_booking(tx, current.data, cost)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
+            count_finished(tx, batch, job.id, JobStatus.SUCCEEDED)
             return True
 
         if not await self._docs.run_transaction(finish):
@@ -422,10 +429,12 @@ class JobRunner:
             if error.retryable and error.code is not ErrorCode.INTERNAL and attempts < self._max_attempts:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
                 return False
+            batch = await batch_of(tx, current.data)
             await self._book_failure(tx, data)
             changes = self._failure_changes(error) | release_after_failure(tx, current.data, error.code)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
+            count_finished(tx, batch, job.id, JobStatus.FAILED)
             return True
 
         if await self._docs.run_transaction(fail):

@@ -299,17 +299,50 @@ def record_event(tx: Transaction, job_id: str, job: Mapping[str, Any]) -> str | 
     event = str(job.get("status"))
     if not hook or event not in (hook.get("events") or ()):
         return None
-    now = now_iso()
     ident = delivery_id(job_id, event)
+    payload = job_payload(job_id, job)
+    _queue_delivery(tx, ident, hook["url"], event, f"job.{event.lower()}", payload, job, job_id=job_id)
+    return ident
+
+
+def record_batch_event(
+    tx: Transaction, batch_id: str, batch: Mapping[str, Any], data: dict[str, Any]
+) -> str | None:
+    """Call in the transaction that finishes the batch (`batch` as it will be): queue its
+    `batch.finished` delivery if it asked for its final status. The delivery's id, or None."""
+    hook = batch.get("webhook")
+    event = str(batch.get("status"))
+    if not hook or event not in (hook.get("events") or ()):
+        return None
+    ident = f"{batch_id}_batch_finished"  # one per batch: it finishes once
+    _queue_delivery(tx, ident, hook["url"], event, "batch.finished", data, batch, batch_id=batch_id)
+    return ident
+
+
+def _queue_delivery(
+    tx: Transaction,
+    ident: str,
+    url: str,
+    event: str,
+    kind: str,
+    data: dict[str, Any],
+    subject: Mapping[str, Any],
+    *,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+) -> None:
+    """Store a PENDING delivery (the dispatcher signs and sends it); rewriting it is harmless."""
+    now = now_iso()
     tx.set(
         WEBHOOK_DELIVERIES,
         ident,
         {
             "job_id": job_id,
-            "owner_id": job.get("owner_id"),
-            "url": hook["url"],
+            "batch_id": batch_id,
+            "owner_id": subject.get("owner_id"),
+            "url": url,
             "event": event,
-            "payload": {"type": f"job.{event.lower()}", "timestamp": now, "data": job_payload(job_id, job)},
+            "payload": {"type": kind, "timestamp": now, "data": data},
             "status": DeliveryStatus.PENDING.value,
             "attempt_count": 0,
             "attempts": [],
@@ -321,7 +354,6 @@ def record_event(tx: Transaction, job_id: str, job: Mapping[str, Any]) -> str | 
             "finished_at": None,
         },
     )
-    return ident
 
 
 def signed_headers(signer: Webhook, msg_id: str, at: datetime, body: str) -> dict[str, str]:

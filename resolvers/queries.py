@@ -81,6 +81,10 @@ async def node(info: Ctx, id: strawberry.ID) -> Node | None:
         from resolvers.teams import team
 
         return await team(info, id)
+    if type_name == "Batch":
+        from resolvers.batches import batch
+
+        return await batch(info, id)
     if type_name in ("Workflow", "WorkflowRun"):
         from resolvers import workflows
 
@@ -131,6 +135,7 @@ async def jobs(
         statuses=[s.value for s in given.statuses] if given.statuses is not None else None,
         kinds=[k.value for k in given.kinds] if given.kinds is not None else None,
         team_id=decode_id(given.team_id, "Team", "filter.teamId") if given.team_id else None,
+        batch_id=decode_id(given.batch_id, "Batch", "filter.batchId") if given.batch_id else None,
     )
     return job_connection(page)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.admin import Admin, AuditLog
 from domain.apikeys import ApiKeys
+from domain.batches import Batches
 from domain.catalog import Catalog
 from domain.collections import Collections
 from domain.desk import JobDesk
@@ -57,3 +58,5 @@ class Services:
     workflows: Workflows
     workflow_runs: WorkflowRuns
     runs_hub: DocumentHub  # one watch per followed workflow run
+    batches: Batches
+    batches_hub: DocumentHub  # one watch per followed batch

@@ -11,6 +11,7 @@ from aiodataloader import DataLoader
 
 from domain.access import Actor
 from domain.assets import ASSETS
+from domain.batch_tally import BATCHES
 from domain.collection_rules import COLLECTIONS
 from domain.jobs import JOBS
 from domain.ports import Document
@@ -51,6 +52,10 @@ class Loaders:
     def team_members(self) -> DataLoader[str, Document | None]:
         """Membership documents by `<team id>:<user id>` (who may see whose private fields)."""
         return self._make(TEAM_MEMBERS)
+
+    @cached_property
+    def batches(self) -> DataLoader[str, Document | None]:
+        return self._make(BATCHES)
 
     @cached_property
     def collections(self) -> DataLoader[str, Document | None]:

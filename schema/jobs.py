@@ -20,6 +20,7 @@ from schema.scalars import JSON, ErrorCode, JobKind, JobStatus, moment
 from schema.users import User
 
 if TYPE_CHECKING:
+    from schema.batches import Batch
     from schema.teams import Team
 
 
@@ -168,6 +169,17 @@ class Job(Node):
 
         return await team_of(info, self._job.team_id)
 
+    @strawberry.field(description="The batch the job was submitted in; null for single jobs.")
+    async def batch(
+        self, info: Info[StudioContext, None]
+    ) -> Annotated[Batch, strawberry.lazy("schema.batches")] | None:
+        from schema.batches import Batch
+
+        if self._job.batch_id is None:
+            return None
+        doc = await info.context.loaders.batches.load(self._job.batch_id)
+        return Batch.from_doc(doc) if doc is not None else None
+
     @strawberry.field
     def created_at(self) -> datetime:
         return moment(self._job.created_at)  # type: ignore[return-value]
@@ -210,6 +222,9 @@ class JobFilter:
     kinds: list[JobKind] | None = None
     team_id: strawberry.ID | None = strawberry.field(
         default=None, description="A team's jobs instead of the caller's; its members only."
+    )
+    batch_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A batch's jobs (whoever may see the batch)."
     )
 
 

@@ -16,6 +16,8 @@ from strawberry.tools import merge_types
 from resolvers import mutations, queries, subscriptions
 from schema.apikeys import ApiKey, ApiKeyMutation, ApiKeyQuery
 from schema.assets import Asset, AssetConnection
+from schema.batch_fields import BatchMutation, BatchQuery, BatchSubscription
+from schema.batches import Batch
 from schema.collections import Collection
 from schema.errors import CachedParser, ErrorFormatter
 from schema.execution import StudioExecutionContext
@@ -85,7 +87,9 @@ class CoreSubscription:
 
 
 # Each area of the API keeps its root fields beside its types; the roots are their union.
-Query = merge_types("Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery, CollectionQuery, WorkflowQuery))
+Query = merge_types(
+    "Query", (CoreQuery, ApiKeyQuery, TeamQuery, QuotaQuery, CollectionQuery, WorkflowQuery, BatchQuery)
+)
 Mutation = merge_types(
     "Mutation",
     (
@@ -97,9 +101,10 @@ Mutation = merge_types(
         TrashMutation,
         UploadMutation,
         WorkflowMutation,
+        BatchMutation,
     ),
 )
-Subscription = merge_types("Subscription", (CoreSubscription, WorkflowSubscription))
+Subscription = merge_types("Subscription", (CoreSubscription, WorkflowSubscription, BatchSubscription))
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 5000) -> strawberry.Schema:
@@ -107,7 +112,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, Asset, Job, ApiKey, Team, Collection],
+        types=[User, Asset, Job, ApiKey, Team, Collection, Batch],
         execution_context_class=StudioExecutionContext,
         extensions=[
             ErrorFormatter,

@@ -149,6 +149,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     "deleteWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
     "runWorkflow": row(viewer=FORBIDDEN, stranger=NOT_FOUND, admin=OK, owner=OK),
     "workflowRunProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    # Batches (the owner's finished batch)
+    "batch": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
+    "generateBatch": row(viewer=FORBIDDEN, stranger=OK, admin=OK, owner=OK),
+    "batchProgress": row(viewer=NOT_FOUND, stranger=NOT_FOUND, admin=OK, owner=OK),
 }
 
 
@@ -175,6 +179,7 @@ class World:
     workflow_id: str = ""
     doomed_workflow_id: str = ""
     run_id: str = ""
+    batch_id: str = ""
 
     def ids(self, kind: str) -> str:
         if kind in self.spare:
@@ -195,6 +200,7 @@ class World:
             "workflow": self.workflow_id,
             "doomed_workflow": self.doomed_workflow_id,
             "run": self.run_id,
+            "batch": self.batch_id,
         }[kind]
 
 
@@ -329,6 +335,11 @@ OPERATIONS: dict[str, Operation] = {
     "workflowRunProgress": Operation(
         "subscription($id: ID!) { workflowRunProgress(id: $id) { id } }", _on("run")
     ),
+    "batch": Operation("query($id: ID!) { batch(id: $id) { id } }", _on("batch")),
+    "generateBatch": Operation(
+        'mutation { generateBatch(input: {images: [{prompt: "authorized?"}]}) { id } }'
+    ),
+    "batchProgress": Operation("subscription($id: ID!) { batchProgress(id: $id) { id } }", _on("batch")),
 }
 ROOT_FIELDS = """{ __schema {
   queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } }
@@ -389,6 +400,8 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
         workflow_id, doomed_id = [(await owner.data(create))["createWorkflow"]["id"] for _ in range(2)]
         run_it = "mutation($id: ID!) { runWorkflow(id: $id) { id } }"
         run_id = (await owner.data(run_it, {"id": workflow_id}))["runWorkflow"]["id"]
+        batch = 'mutation { generateBatch(input: {images: [{prompt: "the owner\'s batch"}]}) { id } }'
+        batch_id = (await owner.data(batch))["generateBatch"]["id"]
         await wait_for_jobs(owner)
         world = World(
             clients,
@@ -406,6 +419,7 @@ def world(studio: StudioProcess, studio_dir: Path) -> World:
             workflow_id=workflow_id,
             doomed_workflow_id=doomed_id,
             run_id=run_id,
+            batch_id=batch_id,
         )
         await _furnish(world, owner)
         return world

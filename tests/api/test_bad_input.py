@@ -78,6 +78,7 @@ BY_ID = {
     "cloneWorkflow": "mutation($id: ID!) { cloneWorkflow(id: $id) { id } }",
     "deleteWorkflow": "mutation($id: ID!) { deleteWorkflow(id: $id) }",
     "runWorkflow": "mutation($id: ID!) { runWorkflow(id: $id) { id } }",
+    "batch": "query($id: ID!) { batch(id: $id) { id } }",
 }
 COLLECTIONS = "query($teamId: ID, $first: Int, $after: String) { collections(teamId: $teamId, first: $first, after: $after) { totalCount } }"
 CREATE_COLLECTION = """mutation($name: String!, $description: String, $teamId: ID) {
@@ -143,6 +144,8 @@ CLONE_WORKFLOW = "mutation($id: ID!, $name: String) { cloneWorkflow(id: $id, nam
 RUN_WORKFLOW = "mutation($id: ID!, $webhook: WebhookInput) { runWorkflow(id: $id, webhook: $webhook) { id } }"
 WORKFLOWS = "query($teamId: ID, $first: Int, $after: String) { workflows(teamId: $teamId, first: $first, after: $after) { id } }"
 RUN_PROGRESS = "subscription($id: ID!) { workflowRunProgress(id: $id) { id } }"
+BATCH = _mutation("generateBatch", "GenerateBatchInput")
+BATCH_PROGRESS = "subscription($id: ID!) { batchProgress(id: $id) { id } }"
 
 
 def image(**values: Any) -> Case:
@@ -200,6 +203,14 @@ def create_workflow(**values: Any) -> Case:
 def update_workflow(**values: Any) -> Case:
     variables = {"id": MISSING_WORKFLOW, "input": workflow_draft(**values)}
     return Case("updateWorkflow", UPDATE_WORKFLOW, variables, "")
+
+
+def batch(**values: Any) -> Case:
+    return Case("generateBatch", BATCH, {"input": values}, "")
+
+
+A_PICTURE = {"prompt": "a lighthouse"}
+A_CLIP = {"prompt": "a lighthouse", "durationSeconds": 4}
 
 
 def at(case: Case, field: str) -> Case:
@@ -561,6 +572,38 @@ CASES: dict[str, Case] = {
         {"id": MISSING_WORKFLOW, "webhook": {"url": "https://example.com/hook", "events": ["RUNNING"]}},
         "webhook.events",
     ),
+    # generateBatch: every item is checked before anything is created, errors name the item
+    "batch-nothing-to-generate": at(batch(), "input.images"),
+    "batch-empty-lists": at(batch(images=[], videos=[]), "input.images"),
+    "batch-51-images": at(batch(images=[A_PICTURE] * 51), "input.images"),
+    "batch-51-in-all-ending-with-videos": at(
+        batch(images=[A_PICTURE] * 46, videos=[A_CLIP] * 5), "input.videos"
+    ),
+    "batch-image-not-an-object": at(batch(images=[42]), "input.images"),
+    "batch-video-not-an-object": at(batch(videos=["a clip"]), "input.videos"),
+    "batch-fourth-image-empty-prompt": at(
+        batch(images=[A_PICTURE] * 3 + [{"prompt": ""}]), "input.images[3].prompt"
+    ),
+    "batch-video-duration-not-offered": at(
+        batch(images=[A_PICTURE], videos=[A_CLIP | {"durationSeconds": 5}]), "input.videos[0].durationSeconds"
+    ),
+    "batch-image-reference-malformed": at(
+        batch(images=[A_PICTURE | {"referenceAssetIds": [NOT_BASE64]}]), "input.images[0].referenceAssetIds"
+    ),
+    "batch-image-idempotency-key": at(
+        batch(images=[A_PICTURE | {"idempotencyKey": "once"}]), "input.images[0].idempotencyKey"
+    ),
+    "batch-video-webhook-not-https": at(
+        batch(videos=[A_CLIP | {"webhook": {"url": "ftp://example.com/hook"}}]), "input.videos[0].webhook.url"
+    ),
+    "batch-webhook-not-an-object": at(
+        batch(images=[A_PICTURE], webhook="https://x.example"), "input.webhook"
+    ),
+    "batch-webhook-event-not-final": at(
+        batch(images=[A_PICTURE], webhook={"url": "https://example.com/hook", "events": ["QUEUED"]}),
+        "input.webhook.events",
+    ),
+    "jobs-batch-id-malformed": at(jobs(filter={"batchId": NOT_BASE64}), "filter.batchId"),
     "workflows-team-id-malformed": Case("workflows", WORKFLOWS, {"teamId": NOT_BASE64}, "teamId"),
     "workflows-first-over-100": Case("workflows", WORKFLOWS, {"first": 101}, "first"),
     "workflows-after-malformed": Case("workflows", WORKFLOWS, {"after": NOT_BASE64}, "after"),
@@ -577,6 +620,8 @@ SOCKET_CASES: dict[str, Case] = {
     "myJobs-unknown-status": Case("myJobs", MY_JOBS, {"statuses": ["DONE"]}, "statuses"),
     "workflowRunProgress-id-not-base64": Case("workflowRunProgress", RUN_PROGRESS, {"id": NOT_BASE64}, "id"),
     "workflowRunProgress-id-without-type": Case("workflowRunProgress", RUN_PROGRESS, {"id": NO_TYPE}, "id"),
+    "batchProgress-id-not-base64": Case("batchProgress", BATCH_PROGRESS, {"id": NOT_BASE64}, "id"),
+    "batchProgress-id-without-type": Case("batchProgress", BATCH_PROGRESS, {"id": NO_TYPE}, "id"),
 }
 ROOTS = """fragment Args on __Type { fields { name args { name type { name kind ofType { name kind ofType { name kind ofType { name } } } } } } }
 { __schema { queryType { ...Args } mutationType { ...Args } subscriptionType { ...Args } types { name inputFields { name } } } }"""
