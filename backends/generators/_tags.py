@@ -54,7 +54,8 @@ def dominant_colours(image: Image.Image) -> list[str]:
     total = sample.width * sample.height
     shares: dict[str, int] = {}
     for count, index in quantized.getcolors(_PALETTE_SIZE) or []:
-        rgb = (palette[3 * index], palette[3 * index + 1], palette[3 * index + 2])
+        at = 3 * int(index)  # type: ignore[arg-type]  # a palette image counts palette indexes
+        rgb = (palette[at], palette[at + 1], palette[at + 2])
         name = colour_name(rgb)
         shares[name] = shares.get(name, 0) + count
     ranked = sorted(shares.items(), key=lambda item: -item[1])

@@ -37,8 +37,8 @@ from domain.ports import (
 )
 
 from . import _vertex_responses as answers
-from ._vertex_describe import tagging_request, tags_of
 from ._params import bool_param, choice_param, int_param, optional_int, optional_str
+from ._vertex_describe import tagging_request, tags_of
 from ._vertex_media import image_mime, image_size, probe_mp4
 from ._vertex_resilience import BreakerSettings, CircuitBreaker, Malformed, RetryPolicy, UpstreamCaller
 
