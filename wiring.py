@@ -423,7 +423,15 @@ def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploa
         max_video_bytes=settings.upload_max_video_bytes,
         ttl_seconds=settings.upload_ttl_seconds,
     )
-    return Uploads(docs, blobs, inspect_media, limits)
+    from backends.media_colours import ColourDescriber
+
+    colours = Tagger(
+        ColourDescriber(),
+        enabled=settings.auto_tags,
+        timeout_seconds=settings.tagging_timeout_seconds,
+        on_outcome=record_tagging,
+    )
+    return Uploads(docs, blobs, inspect_media, limits, colours)
 
 
 def build_authenticator(services: Services) -> Authenticator:

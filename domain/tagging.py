@@ -34,7 +34,7 @@ class Tagger:
 
     def __init__(
         self,
-        generator: Generator | None,
+        generator: Generator | MediaDescriber | None,
         *,
         enabled: bool = True,
         timeout_seconds: float = 10.0,

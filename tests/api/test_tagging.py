@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from PIL import Image
+
 from tests.api.helpers import submit, wait_for_jobs
+from tests.api.test_uploads import upload
 from tests.support.client import StudioClient
 
 COLOURS = {"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray"}
@@ -69,3 +73,13 @@ async def test_an_edit_of_the_tags_sticks(user: StudioClient) -> None:
     assert (await user.data(ASSET_BY_ID, {"id": image["id"]}))["asset"]["tags"] == ["bird", "wetland"]
     assert await found(user, tags=["heron"]) == set()
     assert await found(user, tags=["wetland"]) == {image["id"]}
+
+
+async def test_an_uploaded_image_is_tagged_with_its_colours(user: StudioClient) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 70, 210)).save(buffer, "PNG")
+    asset = await upload(user, buffer.getvalue(), "image/png")
+
+    tags = (await user.data(ASSET_BY_ID, {"id": asset["id"]}))["asset"]["tags"]
+    assert tags == ["blue"]
+    assert asset["id"] in await found(user, tags=["blue"])
