@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     # library
     trash_days: int = Field(30, ge=1, le=3650)  # a deleted asset is restorable this long, then purgeable
 
+    # tags for new images and videos (a Gemini call each on Vertex; prompt words and colours locally)
+    auto_tags: bool = True
+    tagging_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    model_tagging: str = "gemini-3-flash"  # GENMEDIA_GENERATOR=vertex: the model that describes media
+
+    # moderation before generation: whole words, case- and accent-insensitive (domain.moderation)
+    moderation_blocked_terms: Annotated[list[str], NoDecode] = []
+    moderation_categories: Annotated[list[str], NoDecode] = []  # built-in lists: violence, sexual, self-harm
+
     # webhooks
     # whsec_...; unset: one kept in the data dir's secrets. Checked in `wiring`, whose error never echoes it.
     webhook_secret: SecretStr | None = None
@@ -184,7 +193,15 @@ class Settings(BaseSettings):
             raise ValueError("expected redis://host:port[/db], rediss://... or redis+unix:///path")
         return url
 
-    @field_validator("admin_emails", "auto_approve_domains", "cors_origins", "models_extra", mode="before")
+    @field_validator(
+        "admin_emails",
+        "auto_approve_domains",
+        "cors_origins",
+        "models_extra",
+        "moderation_blocked_terms",
+        "moderation_categories",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -209,6 +226,17 @@ class Settings(BaseSettings):
         for entry in value:
             parse_extra_model(entry)  # ValueError says what is expected
         return value
+
+    @field_validator("moderation_categories")
+    @classmethod
+    def _check_categories(cls, value: list[str]) -> list[str]:
+        from domain.moderation import CATEGORIES
+
+        names = [name.strip().lower() for name in value]
+        for name in names:
+            if name not in CATEGORIES:
+                raise ValueError(f"unknown moderation category {name!r}; known: {', '.join(CATEGORIES)}")
+        return names
 
     @field_validator("admin_emails")
     @classmethod

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backends.create_once import create_once
-from backends.metrics import record_job_finished
+from backends.metrics import record_job_finished, record_refusal, record_tagging
 from config import Settings, SettingsError
 from domain.admin import Admin, AuditLog
 from domain.apikey_signin import ApiKeySignIn
@@ -28,6 +28,7 @@ from domain.forecast import QueueForecast
 from domain.jobs import JOBS
 from domain.library import Library
 from domain.limits import RateLimits, RatePolicy, parse_rate
+from domain.moderation import ModerationPolicy
 from domain.ports import (
     BlobStore,
     DocStore,
@@ -43,6 +44,7 @@ from domain.quotas import QuotaBook
 from domain.requests import InputLimits
 from domain.runner import JobRunner
 from domain.sharing import Sharing
+from domain.tagging import Tagger
 from domain.task_delivery import TaskDeliveries
 from domain.teams import Teams, team_roles
 from domain.terms import Terms, TermsOfService
@@ -167,6 +169,7 @@ def build_generator(settings: Settings) -> Generator:
             video=settings.model_video,
             text=settings.model_text,
             upscale=settings.model_upscale,
+            tagging=settings.model_tagging,
         ),
         timeouts=VertexTimeouts(
             call_seconds=settings.vertex_timeout_seconds, video_seconds=settings.vertex_video_timeout_seconds
@@ -344,6 +347,9 @@ def build_services(settings: Settings) -> Services:
         cache=result_cache,
         quotas=quotas,
         terms=terms,
+        moderation=ModerationPolicy(
+            settings.moderation_blocked_terms, settings.moderation_categories, on_refused=record_refusal
+        ),
     )
     workflows = Workflows(
         docs,
@@ -421,7 +427,15 @@ def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploa
         max_video_bytes=settings.upload_max_video_bytes,
         ttl_seconds=settings.upload_ttl_seconds,
     )
-    return Uploads(docs, blobs, inspect_media, limits)
+    from backends.media_colours import ColourDescriber
+
+    colours = Tagger(
+        ColourDescriber(),
+        enabled=settings.auto_tags,
+        timeout_seconds=settings.tagging_timeout_seconds,
+        on_outcome=record_tagging,
+    )
+    return Uploads(docs, blobs, inspect_media, limits, colours)
 
 
 def build_authenticator(services: Services) -> Authenticator:
@@ -456,6 +470,12 @@ def build_runner(services: Services) -> JobRunner:
         cache=services.result_cache,
         cache_ttl_seconds=settings.request_cache_ttl_seconds,
         queue=services.queue,  # the sweeper re-enqueues what it recovers (Cloud Tasks needs a new task)
+        tagger=Tagger(
+            services.generator,
+            enabled=settings.auto_tags,
+            timeout_seconds=settings.tagging_timeout_seconds,
+            on_outcome=record_tagging,
+        ),
     )
 
 

@@ -15,3 +15,19 @@ def record_job_finished(kind: str, status: str, model: str, cost_usd: float) -> 
     JOBS_FINISHED.labels(kind, status, model).inc()
     if cost_usd:
         COST_USD.labels(kind, model).inc(cost_usd)
+
+
+TAGGING = Counter("genmedia_tagging_total", "Automatic tagging attempts by how they ended", ["outcome"])
+MODERATION_REFUSALS = Counter(
+    "genmedia_moderation_refusals_total", "Prompts refused by the moderation policy", ["category"]
+)
+
+
+def record_tagging(outcome: str) -> None:
+    """The Tagger's TaggingOutcome: tagged, empty, refused, failed, timeout."""
+    TAGGING.labels(outcome).inc()
+
+
+def record_refusal(category: str) -> None:
+    """The moderation policy's refusal hook: the category ("blocked_term" for the configured list)."""
+    MODERATION_REFUSALS.labels(category).inc()

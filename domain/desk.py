@@ -15,6 +15,7 @@ from domain.clock import new_id, now_iso
 from domain.collection_rules import check_filing
 from domain.errors import bad_input, conflict, forbidden, not_found
 from domain.jobs import JOBS, Job, JobKind, JobStatus
+from domain.moderation import ModerationPolicy
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import (
     CachedResult,
@@ -70,7 +71,9 @@ class JobDesk:
         cache: ResultCache | None = None,
         quotas: QuotaBook | None = None,
         terms: TermsOfService | None = None,
+        moderation: ModerationPolicy | None = None,
     ) -> None:
+        self._moderation = moderation or ModerationPolicy()
         self._quotas = quotas
         self._terms = terms
         self._docs = docs
@@ -94,7 +97,8 @@ class JobDesk:
     ) -> Document:
         """Validate, check the referenced assets, then create the job and hand it to the queue.
 
-        The caller must have accepted the current terms (FORBIDDEN otherwise). The job's share of
+        The caller must have accepted the current terms (FORBIDDEN otherwise). A prompt the
+        moderation policy refuses is CONTENT_BLOCKED before anything is booked (domain.moderation). The job's share of
         its owner's quota is booked in the transaction that creates it (QUOTA_EXCEEDED, nothing
         created, when it does not fit).
 
@@ -138,6 +142,9 @@ class JobDesk:
         document, answered from the request cache when it may be; nothing is stored yet. Single
         submits and batches make their jobs here, so both follow the same rules."""
         checked = check_request(kind, raw, self._catalog, self._limits)
+        await self._moderation.screen(
+            self._docs, who, kind=kind.value, model=checked.model.id, inputs=checked.input, team_id=team_id
+        )
         await self._check_inputs(who, checked.asset_refs)
         collection_id = raw.get("collectionId")
         if collection_id is not None:

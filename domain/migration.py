@@ -395,6 +395,7 @@ def plan_asset(record: LegacyRecord, facts: MediaFacts, *, owner_id: str, source
         "owner_id": owner_id,
         "team_id": None,
         "tags": [],
+        "auto_tags": [],  # the migration makes no model calls: nothing is suggested
         "favorited_by": [],
         "job_id": None,
         "parent_id": None,

@@ -341,6 +341,17 @@ class Generator(Protocol):
         ...
 
 
+@runtime_checkable
+class MediaDescriber(Protocol):
+    """A generator that can also tell what media shows (optional: generators without it are still
+    Generators; the studio then makes no tags from the media)."""
+
+    async def describe(self, media: bytes, mime_type: str, prompt: str | None = None) -> list[str]:
+        """A few short lower-case tags for an image or video; `prompt` is what it was made from, if
+        anything. Raises StudioError (CONTENT_BLOCKED, UPSTREAM_UNAVAILABLE, ...) when it cannot."""
+        ...
+
+
 # ---------------------------------------------------------------- queue
 
 JobHandler = Callable[[str], Awaitable[None]]

@@ -41,6 +41,7 @@ from domain.ports import (
 )
 from domain.quotas import release_after_failure, settle_booking
 from domain.request_cache import DEFAULT_TTL_SECONDS
+from domain.tagging import Tagger, tag_fields
 from domain.usage import book_usage, job_counts
 from domain.webhooks import WebhookDispatcher, record_event
 
@@ -72,7 +73,9 @@ class JobRunner:
         cache: ResultCache | None = None,
         cache_ttl_seconds: int = DEFAULT_TTL_SECONDS,
         queue: JobQueue | None = None,
+        tagger: Tagger | None = None,
     ) -> None:
+        self._tagger = tagger or Tagger.off()  # tags new images and videos before they are stored
         self._on_finished = on_finished
         self._cache = cache
         self._cache_ttl = cache_ttl_seconds
@@ -325,6 +328,7 @@ class JobRunner:
         parent = parents[0] if parents else None
         now = now_iso()
         assets: list[tuple[str, dict[str, Any]]] = []
+        auto_tags = await self._tagger.tag_all(result.media, (data.get("input") or {}).get("prompt"))
         for index, media in enumerate(result.media):
             asset_id = f"{job.id}{index:02d}"  # deterministic: a retried finish rewrites, never duplicates
             key = blob_key(asset_id, media.mime_type)
@@ -362,6 +366,7 @@ class JobRunner:
                     *([f"team:{data['team_id']}"] if data.get("team_id") else []),
                 ],
             }
+            asset |= tag_fields(auto_tags[index], asset)
             asset["search_terms"] = asset_terms(asset)
             assets.append((asset_id, asset))
 
@@ -430,7 +435,7 @@ class JobRunner:
                 tx.update(JOBS, job.id, _requeue_changes(f"Retrying after: {error.message}"))
                 return False
             batch = await batch_of(tx, current.data)
-            await self._book_failure(tx, data)
+            await self._book_failure(tx, data, refused=error.code is ErrorCode.CONTENT_BLOCKED)
             changes = self._failure_changes(error) | release_after_failure(tx, current.data, error.code)
             tx.update(JOBS, job.id, changes)
             record_event(tx, job.id, {**current.data, **changes})
@@ -448,7 +453,7 @@ class JobRunner:
             except Exception:  # observing must never break the job it observes
                 log.warning("the job observer failed", exc_info=True)
 
-    async def _book_failure(self, tx: Transaction, data: Mapping[str, Any]) -> None:
+    async def _book_failure(self, tx: Transaction, data: Mapping[str, Any], *, refused: bool = False) -> None:
         await book_usage(
             tx,
             user_id=data["owner_id"],
@@ -456,7 +461,7 @@ class JobRunner:
             day=now_iso()[:10],
             model=data["model"],
             kind=data["kind"],
-            counts=job_counts(data["kind"], succeeded=False, units={}, cost=0.0),
+            counts=job_counts(data["kind"], succeeded=False, units={}, cost=0.0, refused=refused),
         )
 
     def _failure_changes(self, error: StudioError) -> dict[str, Any]:

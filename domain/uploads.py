@@ -26,6 +26,7 @@ from domain.library import asset_terms
 from domain.migration import MediaProbe
 from domain.ports import BlobNotFound, BlobStore, DocStore, Document, Filter, Query, Transaction, UploadTarget
 from domain.rounds import in_rounds
+from domain.tagging import Tagger, tag_fields
 
 log = logging.getLogger("genmedia.uploads")
 
@@ -62,8 +63,14 @@ class Uploads:
     """Creates upload tickets, completes them into assets, and sweeps the abandoned ones."""
 
     def __init__(
-        self, docs: DocStore, blobs: BlobStore, probe: MediaProbe, limits: UploadLimits = UploadLimits()
+        self,
+        docs: DocStore,
+        blobs: BlobStore,
+        probe: MediaProbe,
+        limits: UploadLimits = UploadLimits(),
+        tagger: Tagger | None = None,
     ) -> None:
+        self._tagger = tagger or Tagger.off()  # best-effort tags (colours) for what is uploaded
         self._docs = docs
         self._blobs = blobs
         self._probe = probe
@@ -170,6 +177,7 @@ class Uploads:
             created_at=now_iso(),
             updated_at=now_iso(),
         )
+        asset |= tag_fields(await self._tagger.tags_for(content, mime, None), asset)
         asset["search_terms"] = asset_terms(asset)
 
         async def publish(tx: Transaction) -> str | None:
@@ -305,6 +313,7 @@ def _asset_fields(ticket: dict[str, Any], *, blob: str, size: int) -> dict[str, 
         "owner_id": owner,
         "team_id": team,
         "tags": [],
+        "auto_tags": [],
         "favorited_by": [],
         "job_id": None,
         "parent_id": None,

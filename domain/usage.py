@@ -31,6 +31,7 @@ class UsageTotals:
     jobs: int = 0
     failed_jobs: int = 0
     cost_usd: float = 0.0
+    refused: int = 0  # prompts the moderation policy refused, and jobs a model's safety filter failed
 
     def add(self, data: dict[str, Any]) -> None:
         for item in fields(self):
@@ -95,8 +96,11 @@ async def book_usage(
         tx.update(USAGE, doc_id, {name: Increment(value) for name, value in counts.items()})
 
 
-def job_counts(kind: str, *, succeeded: bool, units: dict[str, float], cost: float) -> dict[str, float]:
-    """What one finished job adds to usage: media counts only when it succeeded."""
+def job_counts(
+    kind: str, *, succeeded: bool, units: dict[str, float], cost: float, refused: bool = False
+) -> dict[str, float]:
+    """What one finished job adds to usage: media counts only when it succeeded; a failure the
+    safety filters caused (CONTENT_BLOCKED) also counts as `refused`."""
     counts: dict[str, float] = {"jobs": 1}
     if succeeded:
         counts[KIND_COUNTER[kind]] = units.get("images", 1) if kind in ("IMAGE", "UPSCALE") else 1
@@ -105,6 +109,8 @@ def job_counts(kind: str, *, succeeded: bool, units: dict[str, float], cost: flo
         counts["cost_usd"] = cost
     else:
         counts["failed_jobs"] = 1
+        if refused:
+            counts["refused"] = 1
     return counts
 
 

@@ -30,6 +30,9 @@ class UsageTotals:
     jobs: int
     failed_jobs: int
     cost_usd: float
+    refused: int = strawberry.field(
+        description="Prompts refused by the content policy, and jobs a model's safety filter refused."
+    )
 
     @classmethod
     def of(cls, totals: domain_usage.UsageTotals) -> UsageTotals:
@@ -42,6 +45,7 @@ class UsageTotals:
             jobs=int(totals.jobs),
             failed_jobs=int(totals.failed_jobs),
             cost_usd=round(float(totals.cost_usd), 6),
+            refused=int(totals.refused),
         )
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from domain.errors import ErrorCode, StudioError, bad_input
 from domain.ports import GeneratedMedia, GenerationRequest, GenerationResult, ProgressReporter
 
-from . import _art, _audio, _text, _video
+from . import _art, _audio, _tags, _text, _video
 from ._mp4 import Mp4Encoder
 from ._pacing import Pacer
 from ._params import (
@@ -87,6 +87,10 @@ class LocalGenerator:
         roll, fail_point = self._rng.random(), self._rng.uniform(0.2, 0.7)
         fail_at = fail_point if roll < self._fail_rate else None
         return await handler(request, report, fail_at)
+
+    async def describe(self, media: bytes, mime_type: str, prompt: str | None = None) -> list[str]:
+        """Tags for `media`: the prompt's key words and the media's dominant colour names."""
+        return await asyncio.to_thread(_tags.local_tags, media, mime_type, prompt)
 
     def _pacer(
         self,

@@ -5,6 +5,7 @@
 - VIDEO: Veo through `generate_videos`, then polling the long-running operation.
 - TEXT: Gemini through `generate_content`; tokens from `usage_metadata`.
 - UPSCALE: Imagen upscale through `upscale_image`.
+- `describe`: Gemini (`models.tagging`) looks at an image or video and answers a JSON list of tags.
 
 Every upstream call runs with a timeout, is retried with exponential backoff and jitter on
 429/500/502/503/504, connection failures and timeouts only, and goes through a circuit breaker per
@@ -37,6 +38,7 @@ from domain.ports import (
 
 from . import _vertex_responses as answers
 from ._params import bool_param, choice_param, int_param, optional_int, optional_str
+from ._vertex_describe import tagging_request, tags_of
 from ._vertex_media import image_mime, image_size, probe_mp4
 from ._vertex_resilience import BreakerSettings, CircuitBreaker, Malformed, RetryPolicy, UpstreamCaller
 
@@ -79,6 +81,7 @@ class VertexModels:
     video: str
     text: str
     upscale: str
+    tagging: str | None = None  # the Gemini model that describes media (`describe`); default `text`
 
     def for_kind(self, kind: str) -> str:
         return {"IMAGE": self.image, "VIDEO": self.video, "TEXT": self.text, "UPSCALE": self.upscale}[kind]
@@ -211,6 +214,18 @@ class VertexGenerator:
             raise bad_input("kind", f"unknown generation kind {request.kind!r}")
         model = request.model or self._models.for_kind(request.kind)
         return await handler(request, model, _Progress(report))
+
+    async def describe(self, media: bytes, mime_type: str, prompt: str | None = None) -> list[str]:
+        """Tags for `media` from one Gemini call (the media inline, a JSON list as the answer)."""
+        model = self._models.tagging or self._models.text
+        client = await self._genai()
+        contents, config = tagging_request(media, mime_type, prompt)
+
+        async def call() -> list[str]:
+            response = await client.aio.models.generate_content(model=model, contents=contents, config=config)
+            return tags_of(response)
+
+        return await self._caller.call(model, "generateContent", call, timeout=self._timeouts.call_seconds)
 
     # ------------------------------------------------------------ image
 

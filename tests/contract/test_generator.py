@@ -24,7 +24,15 @@ from PIL import Image
 
 from backends.generators.local import LocalGenerator
 from domain.errors import ErrorCode, StudioError
-from domain.ports import GenerationRequest, GenerationResult, Generator, InputMedia, JobKindName, Progress
+from domain.ports import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    InputMedia,
+    JobKindName,
+    MediaDescriber,
+    Progress,
+)
 from tests.support.vertex_standin import shared_standin
 
 GENERATORS: dict[str, Callable[[], Generator]] = {
@@ -282,3 +290,29 @@ async def test_a_resumed_video_follows_its_operation_and_starts_no_other(generat
     assert {p.operation_id for p in recorder.reports} <= {None, operation}
     fractions = [p.fraction for p in recorder.reports]
     assert all(a < b for a, b in itertools.pairwise(fractions)) and fractions[-1] == 1.0
+
+
+# ---------------------------------------------------------------- describe (tags for new media)
+
+
+def test_adapter_can_describe_media(generator: Generator) -> None:
+    assert isinstance(generator, MediaDescriber)
+
+
+async def test_describe_tags_an_image_with_its_subject_and_colour(generator: Generator) -> None:
+    assert isinstance(generator, MediaDescriber)
+
+    tags = await generator.describe(solid_png((200, 30, 40)), "image/png", "a fox in the snow")
+
+    assert "fox" in tags and "red" in tags
+    assert all(tag == tag.lower().strip() and 0 < len(tag) <= 40 for tag in tags)
+    assert len(tags) == len(set(tags))
+
+
+async def test_describe_tags_a_video_by_its_frames(generator: Generator) -> None:
+    assert isinstance(generator, MediaDescriber)
+    clip = await run(generator, "VIDEO", "a green meadow", parameters={"duration_seconds": 1})
+
+    tags = await generator.describe(clip.media[0].data, "video/mp4", None)
+
+    assert tags and set(tags) & {"green", "yellow", "blue", "brown", "gray", "white", "black", "orange"}

@@ -62,3 +62,19 @@ async def test_a_refused_prompt_on_vertex_fails_with_content_blocked(
     assert final["status"] == "FAILED" and final["attempts"] == 1
     assert final["error"]["code"] == "CONTENT_BLOCKED" and final["error"]["message"]
     assert standin.count("generateContent") == 1, "a refusal is never retried"
+
+
+async def test_an_image_on_vertex_is_tagged_by_one_gemini_call(
+    processes: Processes, standin: VertexStandIn
+) -> None:
+    server = processes.serve(vertex_env(standin) | {"GENMEDIA_MODEL_TAGGING": "gemini-tagger"})
+    client = StudioClient(server.base_url, await mint_token(processes.data_dir, "tagged@example.com"))
+    job = await submit(client, "image", {"prompt": "a red fox in the snow"})
+    final = (await follow(client, job["id"], timeout=30))[-1]["job"]
+    assert final["status"] == "SUCCEEDED", processes.logs()
+
+    (asset,) = final["assets"]
+    tagged = await client.data("query($id: ID!) { asset(id: $id) { tags } }", {"id": asset["id"]})
+    assert {"fox", "red"} <= set(tagged["asset"]["tags"])
+    (call,) = [call for call in standin.calls_to("generateContent") if call.model == "gemini-tagger"]
+    assert call.inline_media() and call.generation_config["responseMimeType"] == "application/json"

@@ -5,7 +5,9 @@ Served by Starlette + uvicorn from a thread of the test process on a free 127.0.
 - `POST /v1beta1/projects/P/locations/L/publishers/google/models/M:generateContent` — Gemini: an
   image per candidate (`responseModalities` with IMAGE, `imageConfig.aspectRatio`,
   `candidateCount`, `seed`, reference images as `inlineData` parts) or text
-  (`systemInstruction`, `temperature`, `maxOutputTokens`, `seed`; `usageMetadata` counts words).
+  (`systemInstruction`, `temperature`, `maxOutputTokens`, `seed`; `usageMetadata` counts words),
+  or, asked for `application/json` about inline media (`describe`), a JSON list of tags: the text
+  part's key words and the media's dominant colours, as the local generator reads them.
 - `:predict` — Imagen generation (`instances[0].prompt`, `parameters.sampleCount`, `aspectRatio`,
   `seed` (refused while `addWatermark` is on, as Imagen does), `negativePrompt`,
   `includeRaiReason`) and upscaling (`parameters.mode == "upscale"`, `upscaleConfig.upscaleFactor`).
@@ -133,6 +135,18 @@ class VertexCall:
 
     def inline_images(self) -> list[bytes]:
         return [_b64(part["inlineData"]["data"]) for part in self.parts() if "inlineData" in part]
+
+    def inline_media(self) -> list[tuple[bytes, str]]:
+        """(bytes, mime type) of every inline part, images and videos alike."""
+        return [
+            # google-genai spells the key `mime_type` here (the REST API reads both spellings).
+            (
+                _b64(part["inlineData"]["data"]),
+                part["inlineData"].get("mimeType") or part["inlineData"].get("mime_type", ""),
+            )
+            for part in self.parts()
+            if "inlineData" in part
+        ]
 
     def system_instruction(self) -> str | None:
         parts = (self.body.get("systemInstruction") or {}).get("parts") or []
@@ -387,7 +401,14 @@ class VertexStandIn:
             return 200, {"candidates": [candidate], "usageMetadata": usage, "modelVersion": call.model}
 
         modalities = [m.upper() for m in config.get("responseModalities") or ["TEXT"]]
-        if "IMAGE" in modalities:
+        if config.get("responseMimeType") == "application/json" and call.inline_media():
+            # A describe call: tags as the local generator reads them, as a JSON list of strings.
+            data, mime_type = call.inline_media()[0]
+            tags = await self._local.describe(data, mime_type, prompt or None)
+            text = json.dumps(tags)
+            candidates = [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]
+            usage |= {"candidatesTokenCount": len(tags)}
+        elif "IMAGE" in modalities:
             count = int(config.get("candidateCount") or 1)
             params = {
                 "aspect_ratio": (config.get("imageConfig") or {}).get("aspectRatio") or "1:1",

@@ -69,3 +69,15 @@ def test_a_malformed_extra_model_stops_start_up(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "GENMEDIA_MODELS_EXTRA" in str(caught.value)
+
+
+def test_moderation_lists_are_comma_separated_and_categories_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENMEDIA_MODERATION_BLOCKED_TERMS", " crème brûlée , spoiler ")
+    monkeypatch.setenv("GENMEDIA_MODERATION_CATEGORIES", "Violence,self-harm")
+    settings = load_settings()
+    assert settings.moderation_blocked_terms == ["crème brûlée", "spoiler"]
+    assert settings.moderation_categories == ["violence", "self-harm"]
+
+    monkeypatch.setenv("GENMEDIA_MODERATION_CATEGORIES", "violence,gossip")
+    with pytest.raises(SettingsError, match="GENMEDIA_MODERATION_CATEGORIES"):
+        load_settings()
