@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     generator: Literal["local", "vertex"] = "local"
     queue: Literal["docstore", "cloudtasks"] = "docstore"
     identity: Literal["local", "firebase"] = "local"
+    embeddings: Literal["off", "local"] = (
+        "off"  # local: similarTo by text embeddings (the `embeddings` extra)
+    )
     admin_emails: Annotated[list[str], NoDecode] = []  # made ACTIVE ADMIN on first sign-in
     auto_approve_domains: Annotated[list[str], NoDecode] = []  # their addresses start ACTIVE USER
 

@@ -7,8 +7,9 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from domain.authn import Authenticator
 from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.collections import Collections
 from domain.desk import JobDesk
+from domain.embeddings import AssetEmbedder, Embedder
 from domain.forecast import QueueForecast
 from domain.jobs import JOBS
 from domain.library import Library
@@ -327,7 +329,7 @@ def build_services(settings: Settings) -> Services:
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
     result_cache = build_result_cache(settings, docs)
-    library = Library(docs, max_page_size=settings.max_page_size)
+    library = Library(docs, max_page_size=settings.max_page_size, vectors=settings.embeddings == "local")
     teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     quotas = build_quotas(settings, docs)
     terms = build_terms(settings, docs)
@@ -439,7 +441,7 @@ def build_authenticator(services: Services) -> Authenticator:
 def build_runner(services: Services) -> JobRunner:
     settings = services.settings
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-    return JobRunner(
+    runner = JobRunner(
         services.docs,
         services.blobs,
         services.generator,
@@ -453,6 +455,22 @@ def build_runner(services: Services) -> JobRunner:
         cache_ttl_seconds=settings.request_cache_ttl_seconds,
         queue=services.queue,  # the sweeper re-enqueues what it recovers (Cloud Tasks needs a new task)
     )
+    runner.embed_asset = build_asset_embedder(settings)
+    return runner
+
+
+def build_asset_embedder(settings: Settings) -> AssetEmbedder | None:
+    """GENMEDIA_EMBEDDINGS=local: new assets get a text embedding (the model loads on first use)."""
+    if settings.embeddings != "local":
+        return None
+    from backends.embeddings import LocalEmbedder
+
+    return AssetEmbedder(_shared_embedder(LocalEmbedder))
+
+
+@cache
+def _shared_embedder(make: Callable[[], Embedder]) -> Embedder:
+    return make()  # one model per process, however many runners
 
 
 def build_result_cache(settings: Settings, docs: DocStore) -> ResultCache | None:
