@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import new_client, submit, wait_for_jobs
-from tests.conftest import assert_error
+from tests.conftest import MakeClient, assert_error
 from tests.support.client import StudioClient
 from tests.support.server import StudioProcess, start_server
 
@@ -22,13 +22,23 @@ LIST = """query($filter: AssetFilter, $sort: AssetSort, $first: Int, $after: Str
   }
 }"""
 UPDATE = "mutation($id: ID!, $title: String, $tags: [String!]) { updateAsset(id: $id, title: $title, tags: $tags) { id } }"
+ADD_MEMBER = (
+    "mutation($teamId: ID!, $email: String!) { addTeamMember(teamId: $teamId, email: $email) { id } }"
+)
 RELEVANCE = {"field": "RELEVANCE", "direction": "DESC"}
 
 
 async def make_asset(
-    client: StudioClient, prompt: str, title: str | None = None, tags: list[str] | None = None
+    client: StudioClient,
+    prompt: str,
+    title: str | None = None,
+    tags: list[str] | None = None,
+    team_id: str | None = None,
 ) -> str:
-    job = await submit(client, "generateText", {"prompt": prompt, "maxOutputTokens": 8})
+    values: dict[str, Any] = {"prompt": prompt, "maxOutputTokens": 8}
+    if team_id is not None:
+        values["teamId"] = team_id
+    job = await submit(client, "generateText", values)
     await wait_for_jobs(client, timeout=90)
     found = await client.data("query($id: ID!) { job(id: $id) { assets { id } } }", {"id": job["id"]})
     asset_id = str(found["job"]["assets"][0]["id"])
@@ -136,6 +146,27 @@ async def test_similar_to_an_asset_the_caller_cannot_see_is_not_found(
     response = await user.post(LIST, {"filter": {"similarTo": theirs}})
     (error,) = response.json()["errors"]
     assert_error(error, "NOT_FOUND")
+
+
+async def test_similar_to_stays_within_the_library_listed_and_needs_a_sign_in(
+    user: StudioClient, make_client: MakeClient, anonymous: StudioClient
+) -> None:
+    team_id = (await user.data('mutation { createTeam(name: "Dock crew") { id } }'))["createTeam"]["id"]
+    member = await make_client("USER")
+    email = (await member.data("{ me { email } }"))["me"]["email"]
+    await user.data(ADD_MEMBER, {"teamId": team_id, "email": email})
+    crane = await make_asset(user, "a yellow crane on the dock", team_id=team_id)
+    cranes = await make_asset(user, "two yellow cranes at dawn", team_id=team_id)
+    await make_asset(member, "a yellow crane of my own")
+
+    in_team = await listed(member, filter={"teamId": team_id, "similarTo": crane})
+    assert [edge["node"]["id"] for edge in in_team["edges"]] == [cranes]
+    own = await listed(member, filter={"similarTo": crane})  # the member's own library
+    assert [edge["node"]["prompt"] for edge in own["edges"]] == ["a yellow crane of my own"]
+
+    response = await anonymous.post(LIST, {"filter": {"similarTo": crane}})
+    (error,) = response.json()["errors"]
+    assert_error(error, "UNAUTHENTICATED")
 
 
 @pytest.fixture(scope="module")
