@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from domain.embeddings import AssetEmbedder
 from domain.errors import ErrorCode, StudioError
 from domain.relevance import (
     cosine,
@@ -89,3 +90,30 @@ def test_cursors_we_never_handed_out_are_bad_input(cursor: str) -> None:
     with pytest.raises(StudioError) as refused:
         read_rank_cursor(cursor, "after", prefix_fingerprints(["a"]))
     assert refused.value.code is ErrorCode.BAD_USER_INPUT
+
+
+class _BrokenModel:
+    """An embedding model that fails, as one out of memory would."""
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        raise MemoryError("no room")
+
+
+class _CountingModel:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        self.texts += texts
+        return [[1.0, 2.0, 2.0] for _ in texts]
+
+
+async def test_a_new_asset_gets_the_vector_of_its_words_and_a_failing_model_leaves_it_without() -> None:
+    model = _CountingModel()
+    vector = await AssetEmbedder(model)({"title": "Dusk", "prompt": "harbour", "tags": []})
+    assert model.texts == ["Dusk. harbour"]
+    decoded = decode_vector(vector or "")
+    assert decoded is not None and decoded.tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3], abs=1e-3)
+
+    assert await AssetEmbedder(model)({"prompt": "  ", "tags": []}) is None  # nothing to embed
+    assert await AssetEmbedder(_BrokenModel())({"prompt": "harbour"}) is None
