@@ -14,11 +14,11 @@ from tests.conftest import MakeClient, assert_error
 from tests.support.client import StudioClient
 from tests.support.server import StudioProcess, start_server
 
-LIST = """query($filter: AssetFilter, $sort: AssetSort, $first: Int, $after: String) {
-  assets(filter: $filter, sort: $sort, first: $first, after: $after) {
+LIST = """query($filter: AssetFilter, $sort: AssetSort, $first: Int, $after: String, $last: Int, $before: String) {
+  assets(filter: $filter, sort: $sort, first: $first, after: $after, last: $last, before: $before) {
     totalCount
     edges { cursor node { id title prompt } }
-    pageInfo { hasNextPage endCursor }
+    pageInfo { hasNextPage endCursor hasPreviousPage startCursor }
   }
 }"""
 UPDATE = "mutation($id: ID!, $title: String, $tags: [String!]) { updateAsset(id: $id, title: $title, tags: $tags) { id } }"
@@ -110,6 +110,15 @@ async def test_relevance_cursors_page_through_every_match_once_and_refuse_a_chan
         after = page["pageInfo"]["endCursor"]
     assert sorted(seen) == sorted(made) and len(seen) == 5
     assert seen[:2] == [made[3], made[1]]  # titled ones first, newest first among equals
+
+    tail = await listed(user, filter={"search": "lantern"}, sort=RELEVANCE, last=2)
+    assert [edge["node"]["id"] for edge in tail["edges"]] == seen[3:]
+    assert tail["pageInfo"]["hasPreviousPage"]
+    before = await listed(
+        user, filter={"search": "lantern"}, sort=RELEVANCE, last=3, before=tail["pageInfo"]["startCursor"]
+    )
+    assert [edge["node"]["id"] for edge in before["edges"]] == seen[:3]
+    assert not before["pageInfo"]["hasPreviousPage"] and before["pageInfo"]["hasNextPage"]
 
     first_page = await listed(user, filter={"search": "lantern"}, sort=RELEVANCE, first=2)
     await make_asset(user, "lantern festival", title="Lantern lantern")  # ranks into the first page
