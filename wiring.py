@@ -167,6 +167,7 @@ def build_generator(settings: Settings) -> Generator:
             video=settings.model_video,
             text=settings.model_text,
             upscale=settings.model_upscale,
+            embedding=settings.model_embedding,
         ),
         timeouts=VertexTimeouts(
             call_seconds=settings.vertex_timeout_seconds, video_seconds=settings.vertex_video_timeout_seconds
@@ -329,7 +330,7 @@ def build_services(settings: Settings) -> Services:
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
     result_cache = build_result_cache(settings, docs)
-    library = Library(docs, max_page_size=settings.max_page_size, vectors=settings.embeddings == "local")
+    library = Library(docs, max_page_size=settings.max_page_size, vectors=settings.embeddings != "off")
     teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     quotas = build_quotas(settings, docs)
     terms = build_terms(settings, docs)
@@ -455,14 +456,19 @@ def build_runner(services: Services) -> JobRunner:
         cache_ttl_seconds=settings.request_cache_ttl_seconds,
         queue=services.queue,  # the sweeper re-enqueues what it recovers (Cloud Tasks needs a new task)
     )
-    runner.embed_asset = build_asset_embedder(settings)
+    runner.embed_asset = build_asset_embedder(settings, services.generator)
     return runner
 
 
-def build_asset_embedder(settings: Settings) -> AssetEmbedder | None:
-    """GENMEDIA_EMBEDDINGS=local: new assets get a text embedding (the model loads on first use)."""
-    if settings.embeddings != "local":
+def build_asset_embedder(settings: Settings, generator: Generator) -> AssetEmbedder | None:
+    """New assets get a text embedding: from the packaged model (`local`, loaded on first use) or
+    from the Vertex embedding model through the Vertex generator (`vertex`)."""
+    if settings.embeddings == "off":
         return None
+    if settings.embeddings == "vertex":
+        if not isinstance(generator, Embedder):
+            raise SettingsError("GENMEDIA_EMBEDDINGS=vertex needs GENMEDIA_GENERATOR=vertex")
+        return AssetEmbedder(generator)
     from backends.embeddings import LocalEmbedder
 
     return AssetEmbedder(_shared_embedder(LocalEmbedder))

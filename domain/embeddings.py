@@ -4,13 +4,14 @@ keeps so similarTo can compare meanings instead of words."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from domain.relevance import embedding_text, encode_vector
 
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class Embedder(Protocol):
     """A model that turns texts into vectors (one per text, all of one size)."""
 

@@ -79,6 +79,7 @@ class VertexModels:
     video: str
     text: str
     upscale: str
+    embedding: str = "text-embedding-005"  # GENMEDIA_EMBEDDINGS=vertex: similarTo's vectors
 
     def for_kind(self, kind: str) -> str:
         return {"IMAGE": self.image, "VIDEO": self.video, "TEXT": self.text, "UPSCALE": self.upscale}[kind]
@@ -211,6 +212,21 @@ class VertexGenerator:
             raise bad_input("kind", f"unknown generation kind {request.kind!r}")
         model = request.model or self._models.for_kind(request.kind)
         return await handler(request, model, _Progress(report))
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Text embeddings from the Vertex embedding model (the Embedder port, for similarTo)."""
+        client = await self._genai()
+        model = self._models.embedding
+        contents: list[Any] = list(texts)
+
+        async def call() -> list[list[float]]:
+            response = await client.aio.models.embed_content(model=model, contents=contents)
+            vectors = [list(item.values or ()) for item in response.embeddings or ()]
+            if len(vectors) != len(texts) or not all(vectors):
+                raise Malformed(f"{len(vectors)} embeddings for {len(texts)} texts")
+            return vectors
+
+        return await self._caller.call(model, "predict", call, timeout=self._timeouts.call_seconds)
 
     # ------------------------------------------------------------ image
 
