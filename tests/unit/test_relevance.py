@@ -22,7 +22,7 @@ from domain.relevance import (
 )
 
 
-def test_a_title_or_tag_match_outweighs_a_prompt_match_and_whole_words_outweigh_prefixes() -> None:
+def test_title_and_tag_matches_count_more_than_prompt_ones_and_whole_words_more_than_prefixes() -> None:
     title = search_score(["fox"], {"title": "Fox", "prompt": "something"})
     tag_prefix = search_score(["fox"], {"tags": ["foxes"], "prompt": "x"})
     prompt = search_score(["fox"], {"prompt": "a fox"})
