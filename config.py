@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     generator: Literal["local", "vertex"] = "local"
     queue: Literal["docstore", "cloudtasks"] = "docstore"
     identity: Literal["local", "firebase"] = "local"
+    embeddings: Literal["off", "local", "vertex"] = "off"  # similarTo by text embeddings; see README
     admin_emails: Annotated[list[str], NoDecode] = []  # made ACTIVE ADMIN on first sign-in
     auto_approve_domains: Annotated[list[str], NoDecode] = []  # their addresses start ACTIVE USER
 
@@ -81,6 +82,7 @@ class Settings(BaseSettings):
     model_video: str = "veo-3.1-generate-001"
     model_text: str = "gemini-3-flash"
     model_upscale: str = "imagen-4.0-upscale-preview"
+    model_embedding: str = "text-embedding-005"  # GENMEDIA_EMBEDDINGS=vertex
 
     # more models callers may choose, each `KIND:model-id:price` (comma-separated), listed by `models`
     models_extra: Annotated[list[str], NoDecode] = []

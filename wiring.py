@@ -7,8 +7,9 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from domain.batches import Batches
 from domain.catalog import Catalog, model_spec, parse_extra_model
 from domain.collections import Collections
 from domain.desk import JobDesk
+from domain.embeddings import AssetEmbedder, Embedder
 from domain.forecast import QueueForecast
 from domain.jobs import JOBS
 from domain.library import Library
@@ -170,6 +172,7 @@ def build_generator(settings: Settings) -> Generator:
             text=settings.model_text,
             upscale=settings.model_upscale,
             tagging=settings.model_tagging,
+            embedding=settings.model_embedding,
         ),
         timeouts=VertexTimeouts(
             call_seconds=settings.vertex_timeout_seconds, video_seconds=settings.vertex_video_timeout_seconds
@@ -332,7 +335,7 @@ def build_services(settings: Settings) -> Services:
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
     result_cache = build_result_cache(settings, docs)
-    library = Library(docs, max_page_size=settings.max_page_size)
+    library = Library(docs, max_page_size=settings.max_page_size, vectors=settings.embeddings != "off")
     teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     quotas = build_quotas(settings, docs)
     terms = build_terms(settings, docs)
@@ -457,7 +460,7 @@ def build_authenticator(services: Services) -> Authenticator:
 def build_runner(services: Services) -> JobRunner:
     settings = services.settings
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-    return JobRunner(
+    runner = JobRunner(
         services.docs,
         services.blobs,
         services.generator,
@@ -477,6 +480,27 @@ def build_runner(services: Services) -> JobRunner:
             on_outcome=record_tagging,
         ),
     )
+    runner.embed_asset = build_asset_embedder(settings, services.generator)
+    return runner
+
+
+def build_asset_embedder(settings: Settings, generator: Generator) -> AssetEmbedder | None:
+    """New assets get a text embedding: from the packaged model (`local`, loaded on first use) or
+    from the Vertex embedding model through the Vertex generator (`vertex`)."""
+    if settings.embeddings == "off":
+        return None
+    if settings.embeddings == "vertex":
+        if not isinstance(generator, Embedder):
+            raise SettingsError("GENMEDIA_EMBEDDINGS=vertex needs GENMEDIA_GENERATOR=vertex")
+        return AssetEmbedder(generator)
+    from backends.embeddings import LocalEmbedder
+
+    return AssetEmbedder(_shared_embedder(LocalEmbedder))
+
+
+@cache
+def _shared_embedder(make: Callable[[], Embedder]) -> Embedder:
+    return make()  # one model per process, however many runners
 
 
 def build_result_cache(settings: Settings, docs: DocStore) -> ResultCache | None:

@@ -72,7 +72,7 @@ def blob_key(asset_id: str, mime_type: str) -> str:
 
 def visible_fields(data: dict[str, Any]) -> dict[str, Any]:
     """The document minus internal bookkeeping, as stored in exports."""
-    return {key: value for key, value in data.items() if key not in {"search_terms", "readers"}}
+    return {key: value for key, value in data.items() if key not in {"search_terms", "readers", "embedding"}}
 
 
 def sniff_mime(data: bytes) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from domain.collection_rules import membership_term, readable_collection
 from domain.errors import bad_input, forbidden, not_found
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, Order
+from domain.ranked import SEARCH_CAP, SIMILAR_CAP, ranked_page, relevance_scorer, similarity_scorer
 from domain.visibility import library_scope
 
 SORT_FIELDS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "BYTES": "bytes"}
@@ -40,6 +41,7 @@ class AssetFilter:
     team_id: str | None = None  # a team's assets instead of the caller's own
     shared_with_me: bool = False  # assets others shared with the caller
     collection_id: str | None = None
+    similar_to: str | None = None  # an asset id: rank by likeness to it
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,10 @@ class AssetSort:
 class Library:
     """Reads and edits of assets, always through the caller's visibility."""
 
-    def __init__(self, docs: DocStore, *, max_page_size: int = 100) -> None:
+    def __init__(self, docs: DocStore, *, max_page_size: int = 100, vectors: bool = False) -> None:
         self._docs = docs
         self._max_page_size = max_page_size
+        self._vectors = vectors  # similarTo compares stored embeddings (GENMEDIA_EMBEDDINGS on)
 
     async def get(self, actor: Actor | None, asset_id: str) -> Document:
         """An asset the caller may see; NOT_FOUND otherwise (never a hint that it exists)."""
@@ -105,7 +108,7 @@ class Library:
         if terms:
             conditions.append(Filter("search_terms", "array_contains_all", sorted(set(terms))))
         field = SORT_FIELDS.get(sort.field)
-        if field is None:
+        if field is None and sort.field != "RELEVANCE":
             raise bad_input("sort.field", f"unknown sort field {sort.field}")
         keep = total = None
         if filters.favorite is False:
@@ -123,16 +126,48 @@ class Library:
                 everything = await self._docs.count(ASSETS, conditions)
                 return everything - await self._docs.count(ASSETS, with_favorites)
 
+        if filters.similar_to is not None or field is None:
+            return await self._ranked(actor, filters, sort, page, conditions, keep, total)
         return await paginate(
             self._docs,
             ASSETS,
             conditions,
-            Order(field, sort.descending),
+            Order(str(field), sort.descending),
             page,
             max_size=self._max_page_size,
             keep=keep,
             total=total,
         )
+
+    async def _ranked(
+        self,
+        actor: Actor | None,
+        filters: AssetFilter,
+        sort: AssetSort,
+        page: PageRequest,
+        conditions: Sequence[Filter],
+        keep: Callable[[Document], bool] | None,
+        total: Callable[[], Awaitable[int]] | None,
+    ) -> Page:
+        """similarTo (always most similar first) or RELEVANCE (best match first when descending)."""
+        settings: dict[str, Any] = {"max_size": self._max_page_size, "keep": keep}
+        if total is None:
+
+            async def total() -> int:
+                return await self._docs.count(ASSETS, conditions)
+
+        if filters.similar_to is not None:
+            target = await self.get(actor, filters.similar_to)  # NOT_FOUND unless the caller may see it
+            score = similarity_scorer(target, vectors=self._vectors)
+            return await ranked_page(
+                self._docs, conditions, page, score, cap=SIMILAR_CAP, exclude=target.id,
+                positive_only=True, total=total, **settings,
+            )  # fmt: skip
+        score = relevance_scorer(filters.search)
+        return await ranked_page(
+            self._docs, conditions, page, score, cap=SEARCH_CAP, descending=sort.descending,
+            total=total, **settings,
+        )  # fmt: skip
 
     async def update(
         self,

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -90,6 +90,8 @@ class JobRunner:
         self._max_attempts = max_attempts
         # Delivers the webhooks final transitions queue; `run_workers` runs it beside the sweeper.
         self.webhooks = webhooks
+        # Gives each new asset its text embedding (GENMEDIA_EMBEDDINGS=local); set by wiring.
+        self.embed_asset: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None
 
     # ------------------------------------------------------------ entry points
 
@@ -368,6 +370,8 @@ class JobRunner:
             }
             asset |= tag_fields(auto_tags[index], asset)
             asset["search_terms"] = asset_terms(asset)
+            if self.embed_asset is not None:
+                asset["embedding"] = await self.embed_asset(asset)
             assets.append((asset_id, asset))
 
         async def finish(tx: Transaction) -> bool:

@@ -12,6 +12,7 @@ from domain.library import AssetFilter as DomainAssetFilter
 from domain.library import AssetSort as DomainAssetSort
 from domain.pages import PageRequest
 from resolvers.apikeys import api_key
+from resolvers.inputs import asset_ref
 from resolvers.pages import asset_connection, audit_connection, job_connection
 from schema.assets import Asset, AssetConnection, AssetFilter, AssetSort, SortDirection
 from schema.context import StudioContext
@@ -117,6 +118,7 @@ async def assets(
         collection_id=decode_id(given.collection_id, "Collection", "filter.collectionId")
         if given.collection_id is not None
         else None,
+        similar_to=asset_ref(given.similar_to, "filter.similarTo") if given.similar_to is not None else None,
     )
     domain_sort = DomainAssetSort(order.field.value, order.direction is SortDirection.DESC)
     page = await info.context.services.library.list(

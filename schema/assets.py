@@ -216,7 +216,13 @@ class AssetFilter:
     tags: list[str] | None = strawberry.field(default=None, description="All of these.")
     favorite: bool | None = None
     search: str | None = strawberry.field(
-        default=None, description="Words (or word prefixes) of prompt, title, tags."
+        default=None,
+        description="Words (or word prefixes) of prompt, title, tags; sort by RELEVANCE for the best first.",
+    )
+    similar_to: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Assets like this one (which the caller must be able to see), most similar first; "
+        "the asset itself is left out. The sort is ignored.",
     )
     created_after: datetime | None = None
     created_before: datetime | None = None
@@ -240,6 +246,9 @@ class AssetSortField(Enum):
     CREATED_AT = "CREATED_AT"
     UPDATED_AT = "UPDATED_AT"
     BYTES = "BYTES"
+    RELEVANCE = strawberry.enum_value(
+        "RELEVANCE", description="Best matches of filter.search first (DESC); needs filter.search."
+    )
 
 
 @strawberry.enum

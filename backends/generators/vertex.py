@@ -82,6 +82,7 @@ class VertexModels:
     text: str
     upscale: str
     tagging: str | None = None  # the Gemini model that describes media (`describe`); default `text`
+    embedding: str = "text-embedding-005"  # GENMEDIA_EMBEDDINGS=vertex: similarTo's vectors
 
     def for_kind(self, kind: str) -> str:
         return {"IMAGE": self.image, "VIDEO": self.video, "TEXT": self.text, "UPSCALE": self.upscale}[kind]
@@ -226,6 +227,21 @@ class VertexGenerator:
             return tags_of(response)
 
         return await self._caller.call(model, "generateContent", call, timeout=self._timeouts.call_seconds)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Text embeddings from the Vertex embedding model (the Embedder port, for similarTo)."""
+        client = await self._genai()
+        model = self._models.embedding
+        contents: list[Any] = list(texts)
+
+        async def call() -> list[list[float]]:
+            response = await client.aio.models.embed_content(model=model, contents=contents)
+            vectors = [list(item.values or ()) for item in response.embeddings or ()]
+            if len(vectors) != len(texts) or not all(vectors):
+                raise Malformed(f"{len(vectors)} embeddings for {len(texts)} texts")
+            return vectors
+
+        return await self._caller.call(model, "predict", call, timeout=self._timeouts.call_seconds)
 
     # ------------------------------------------------------------ image
 

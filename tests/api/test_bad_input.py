@@ -306,6 +306,9 @@ CASES: dict[str, Case] = {
     ),
     "assets-unknown-sort-field": at(assets(sort={"field": "NAME"}), "sort.field"),
     "assets-unknown-sort-direction": at(assets(sort={"direction": "UP"}), "sort.direction"),
+    "assets-relevance-without-search": at(assets(sort={"field": "RELEVANCE"}), "sort.field"),
+    "assets-similar-to-malformed": at(assets(filter={"similarTo": NOT_BASE64}), "filter.similarTo"),
+    "assets-similar-to-not-an-id": at(assets(filter={"similarTo": 5}), "filter.similarTo"),
     # jobs
     "jobs-first-over-100": at(jobs(first=101), "first"),
     "jobs-garbage-after": at(jobs(after="garbage"), "after"),

@@ -30,6 +30,7 @@ import atexit
 import base64
 import binascii
 import contextlib
+import hashlib
 import itertools
 import json
 import re
@@ -458,6 +459,8 @@ class VertexStandIn:
     # ------------------------------------------------------------ predict (Imagen)
 
     async def _predict(self, call: VertexCall, rule: _Rule | None) -> tuple[int, Any]:
+        if "embedding" in call.model:
+            return 200, _embeddings(call.body)
         params, instance = call.parameters, call.instance
         refused = rule is not None and rule.refusal == "imagen_rai"
         if rule is not None and rule.malformed == "no_predictions":
@@ -627,6 +630,22 @@ def _b64(text: str) -> bytes:
 
 def _b64e(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """A text-embedding model's answer: each word hashed into one of 64 dimensions, so texts that
+    share words point the same way (enough to rank; nothing like the real model's meaning)."""
+    from domain.assets import words
+
+    predictions = []
+    for instance in body["instances"]:
+        found = words(instance["content"])
+        values = [0.0] * 64
+        for word in found:
+            values[hashlib.sha256(word.encode()).digest()[0] % 64] += 1.0
+        stats = {"token_count": len(found), "truncated": False}
+        predictions.append({"embeddings": {"values": values, "statistics": stats}})
+    return {"predictions": predictions}
 
 
 def _words(text: str | None) -> int:
