@@ -61,6 +61,8 @@ async def test_a_job_whose_worker_is_killed_is_finished_exactly_once_by_another(
     assert [edge["node"]["id"] for edge in library["assets"]["edges"]] == [asset["id"]]
     totals = await usage(client)
     assert (totals["videos"], totals["jobs"], totals["failedJobs"]) == (1, 1, 0), totals
+    quota = (await client.data("{ me { quota { videosUsedThisMonth } } }"))["me"]["quota"]
+    assert quota["videosUsedThisMonth"] == 1, "the retried job was booked once"
     media = [
         path
         for path in (processes.data_dir / "blobs").rglob("*")
