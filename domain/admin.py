@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from domain.ports import DocStore, Filter, Order, Query
 from domain.users import USERS, Directory, Role, User, UserStatus
 
 AUDIT = "audit"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,23 @@ class AuditLog:
             "details": details or {},
         }
         await self._docs.create(AUDIT, new_id(), data)
+
+    async def refused_sign_in(
+        self, user_id: str | None, reason: str, request: RequestInfo | None, **details: Any
+    ) -> None:
+        """Record a refused sign-in (token or key). Never raises: the refusal stands even when the
+        audit write fails, which is logged instead."""
+        try:
+            await self.record(
+                "signin.refused",
+                actor_id=user_id,
+                target=user_id,
+                outcome="denied",
+                request=request or RequestInfo(),
+                details={"reason": reason, **details},
+            )
+        except Exception:
+            _log.exception("could not audit a refused sign-in")
 
     async def list(
         self,

@@ -147,16 +147,5 @@ class ApiKeySignIn:
     async def _refused(
         self, user_id: str | None, key_id: str | None, error: StudioError, request: RequestInfo | None
     ) -> None:
-        if self._audit is None:
-            return
-        try:
-            await self._audit.record(
-                "signin.refused",
-                actor_id=user_id,
-                target=user_id,
-                outcome="denied",
-                request=request or RequestInfo(),
-                details={"reason": error.message, "via": "api_key", "key": key_id},
-            )
-        except Exception:  # the refusal stands even when the audit write fails
-            logger.exception("could not audit a refused API key")
+        if self._audit is not None:
+            await self._audit.refused_sign_in(user_id, error.message, request, via="api_key", key=key_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,8 +14,6 @@ from domain.clock import utcnow
 from domain.errors import ErrorCode, StudioError
 from domain.ports import IdentityProvider
 from domain.users import Directory
-
-logger = logging.getLogger(__name__)
 
 
 class Authenticator:
@@ -127,16 +124,5 @@ class Authenticator:
             del self._cache[token]
 
     async def _refused(self, user_id: str | None, error: StudioError, request: RequestInfo | None) -> None:
-        if self._audit is None:
-            return
-        try:
-            await self._audit.record(
-                "signin.refused",
-                actor_id=user_id,
-                target=user_id,
-                outcome="denied",
-                request=request or RequestInfo(),
-                details={"reason": error.message},
-            )
-        except Exception:  # the refusal stands even when the audit write fails
-            logger.exception("could not audit a refused sign-in")
+        if self._audit is not None:
+            await self._audit.refused_sign_in(user_id, error.message, request)

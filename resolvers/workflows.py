@@ -16,10 +16,9 @@ from domain.ports import Document
 from domain.workflow_graph import ALL_FEEDS, REFERENCES
 from domain.workflow_runs import may_read_run
 from resolvers.inputs import asset_ref, webhook_input
-from resolvers.pages import page_info
 from schema.context import StudioContext
 from schema.jobs import WebhookInput
-from schema.nodes import decode_id
+from schema.nodes import PageInfo, decode_id
 from schema.workflows import (
     Workflow,
     WorkflowInput,
@@ -95,7 +94,7 @@ async def runs_of(
         WorkflowRunEdge(node=WorkflowRun.from_doc(doc, workflow), cursor=cursor)
         for doc, cursor in zip(page.items, page.cursors, strict=True)
     ]
-    return WorkflowRunConnection(edges=edges, page_info=page_info(page), _total=page.total)
+    return WorkflowRunConnection(edges=edges, page_info=PageInfo.of(page), _total=page.total)
 
 
 async def create_workflow(info: Ctx, input: WorkflowInput) -> Workflow:

@@ -20,15 +20,6 @@ if TYPE_CHECKING:
     from schema.users import User
 
 
-def page_info(page: Page) -> PageInfo:
-    return PageInfo(
-        has_next_page=page.has_next,
-        has_previous_page=page.has_previous,
-        start_cursor=page.cursors[0] if page.cursors else None,
-        end_cursor=page.cursors[-1] if page.cursors else None,
-    )
-
-
 @strawberry.type(
     description="A named, ordered set of assets; personal or a team's. Deleting it keeps its assets."
 )
@@ -111,4 +102,4 @@ def collection_connection(page: Page) -> CollectionConnection:
         CollectionEdge(node=Collection.from_doc(doc), cursor=cursor)
         for doc, cursor in zip(page.items, page.cursors, strict=True)
     ]
-    return CollectionConnection(edges=edges, page_info=page_info(page), _total=page.total)
+    return CollectionConnection(edges=edges, page_info=PageInfo.of(page), _total=page.total)

@@ -8,6 +8,7 @@ import binascii
 import strawberry
 
 from domain.errors import ErrorCode, StudioError
+from domain.pages import Page
 
 
 def encode_id(type_name: str, raw: str) -> strawberry.ID:
@@ -46,3 +47,13 @@ class PageInfo:
     has_previous_page: bool
     start_cursor: str | None
     end_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page) -> PageInfo:
+        """The page info of a domain page."""
+        return cls(
+            has_next_page=page.has_next,
+            has_previous_page=page.has_previous,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        )

@@ -48,13 +48,7 @@ class Team(Node):
             TeamMemberEdge(node=TeamMember(_doc=doc), cursor=cursor)
             for doc, cursor in zip(page.items, page.cursors, strict=True)
         ]
-        info_ = PageInfo(
-            has_next_page=page.has_next,
-            has_previous_page=page.has_previous,
-            start_cursor=page.cursors[0] if page.cursors else None,
-            end_cursor=page.cursors[-1] if page.cursors else None,
-        )
-        return TeamMemberConnection(edges=edges, page_info=info_, _total=page.total)
+        return TeamMemberConnection(edges=edges, page_info=PageInfo.of(page), _total=page.total)
 
     @strawberry.field(description="Assets made in the team or shared with it.")
     async def assets(
