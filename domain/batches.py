@@ -21,8 +21,9 @@ from typing import Any
 from domain.access import Actor, require_active, require_generate
 from domain.batch_tally import BATCHES, RUNNING, batch_payload, finish_if_done
 from domain.clock import new_id, now_iso
-from domain.desk import JobDesk, PreparedJob, check_team_generation, may_see_job
+from domain.desk import JobDesk, check_team_generation, may_see_job
 from domain.errors import ErrorCode, StudioError, bad_input, not_found
+from domain.intake import PreparedJob
 from domain.jobs import JOBS, JobKind
 from domain.ports import DocStore, Document, JobQueue, Transaction
 from domain.quotas import QuotaBook, booked_job_fields
@@ -114,12 +115,12 @@ class Batches:
                 raise bad_input(f"{item.path}.teamId", "every generation of a batch is for the same team")
         if team_id is not None:
             check_team_generation(who, team_id)
-        hook = await self._desk.check_webhook(webhook, "input.webhook")
+        hook = await self._desk.intake.check_webhook(webhook, "input.webhook")
         prepared: list[PreparedJob] = []
         for item in items:
             with item_path(item.path):
                 prepared.append(
-                    await self._desk.prepare(
+                    await self._desk.intake.prepare(
                         who,
                         item.kind,
                         item.raw,

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from domain import idempotency
-from domain.access import Actor, can_read, require_active, require_generate
-from domain.assets import ASSETS
+from domain.access import Actor, require_active, require_generate
 from domain.batch_tally import BATCHES, batch_of, count_finished
 from domain.catalog import Catalog
 from domain.clock import new_id, now_iso
-from domain.collection_rules import check_filing
 from domain.errors import bad_input, conflict, forbidden, not_found
+from domain.intake import JobIntake
 from domain.jobs import JOBS, Job, JobKind, JobStatus
 from domain.moderation import ModerationPolicy
 from domain.pages import Page, PageRequest, paginate
 from domain.ports import (
-    CachedResult,
     DocStore,
     Document,
     Filter,
@@ -27,33 +24,10 @@ from domain.ports import (
     ResultCache,
     Transaction,
 )
-from domain.quotas import Booking, QuotaBook, booked_job_fields, estimated_booking, give_back
-from domain.request_cache import request_key
-from domain.requests import InputLimits, check_request
+from domain.quotas import Booking, QuotaBook, booked_job_fields, give_back
+from domain.requests import InputLimits
 from domain.terms import TermsOfService
 from domain.webhooks import WebhookUrls, record_event
-
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
-FIELD_OF_ROLE = {
-    "source": "input.assetId",
-    "first_frame": "input.firstFrameAssetId",
-    "last_frame": "input.lastFrameAssetId",
-    "references": "input.referenceAssetIds",
-}
-
-
-@dataclass(frozen=True)
-class PreparedJob:
-    """A checked request: the job document to create, its quota booking, and its idempotency print."""
-
-    data: dict[str, Any]
-    booking: Booking
-    fingerprint: str
-
-    @property
-    def cached(self) -> bool:
-        """Answered from the request cache: created SUCCEEDED, booking nothing."""
-        return bool(self.data["cached"])
 
 
 class JobDesk:
@@ -73,16 +47,14 @@ class JobDesk:
         terms: TermsOfService | None = None,
         moderation: ModerationPolicy | None = None,
     ) -> None:
-        self._moderation = moderation or ModerationPolicy()
+        self.intake = JobIntake(
+            docs, catalog, limits=limits, webhooks=webhooks, cache=cache, moderation=moderation
+        )
         self._quotas = quotas
         self._terms = terms
         self._docs = docs
         self._queue = queue
-        self._catalog = catalog
-        self._limits = limits
         self._max_page_size = max_page_size
-        self._webhooks = webhooks
-        self._cache = cache
 
     async def submit(
         self,
@@ -119,7 +91,9 @@ class JobDesk:
             if idempotency_key is not None
             else None
         )
-        prepared = await self.prepare(who, kind, raw, webhook=webhook, use_cache=use_cache, team_id=team_id)
+        prepared = await self.intake.prepare(
+            who, kind, raw, webhook=webhook, use_cache=use_cache, team_id=team_id
+        )
         doc, made = await self._create(who, prepared.data, key, prepared.fingerprint, prepared.booking)
         if made and not prepared.cached:
             await self._queue.enqueue(doc.id)
@@ -127,80 +101,6 @@ class JobDesk:
             # An idempotent replay: the first enqueue may have failed; enqueueing twice is one delivery.
             await self._queue.enqueue(doc.id, attempt=int(doc.data.get("attempts", 0)))
         return doc
-
-    async def prepare(
-        self,
-        who: Actor,
-        kind: JobKind,
-        raw: Mapping[str, Any],
-        *,
-        webhook: Mapping[str, Any] | None = None,
-        use_cache: bool = True,
-        team_id: str | None = None,
-    ) -> PreparedJob:
-        """Check one request (input, referenced assets, collection, webhook) and build its job
-        document, answered from the request cache when it may be; nothing is stored yet. Single
-        submits and batches make their jobs here, so both follow the same rules."""
-        checked = check_request(kind, raw, self._catalog, self._limits)
-        await self._moderation.screen(
-            self._docs, who, kind=kind.value, model=checked.model.id, inputs=checked.input, team_id=team_id
-        )
-        await self._check_inputs(who, checked.asset_refs)
-        collection_id = raw.get("collectionId")
-        if collection_id is not None:
-            await check_filing(self._docs, who, collection_id)
-        hook = await self.check_webhook(webhook)
-        now = now_iso()
-        data: dict[str, Any] = {
-            "kind": kind.value,
-            "status": JobStatus.QUEUED.value,
-            "progress": 0.0,
-            "stage": "queued",
-            "message": None,
-            "eta_seconds": None,
-            "model": checked.model.id,
-            "input": checked.input,
-            "parameters": checked.parameters,
-            "asset_refs": checked.asset_refs,
-            "owner_id": who.id,
-            "team_id": team_id,
-            "attempts": 0,
-            "cached": False,
-            "cost_usd": 0.0,
-            "asset_ids": [],
-            "error": None,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": None,
-            "finished_at": None,
-            "webhook": hook,
-            "collection_id": collection_id,
-        }
-        # Results made for a team (or filed into a collection) belong there: such requests always generate.
-        cacheable = use_cache and self._cache is not None and team_id is None and collection_id is None
-        cache_key = request_key(kind, checked.model.id, checked.input) if cacheable else None
-        if cache_key is not None:
-            data["cache_key"] = cache_key
-            hit = await self._cached(who, cache_key)
-            if hit is not None:
-                data.update(
-                    status=JobStatus.SUCCEEDED.value,
-                    progress=1.0,
-                    stage="done",
-                    eta_seconds=0,
-                    cached=True,
-                    asset_ids=list(hit.asset_ids),
-                    cached_from=hit.job_id,
-                    started_at=now,
-                    finished_at=now,
-                )
-        fingerprint = idempotency.fingerprint(
-            [kind.value, checked.model.id, checked.input, *([team_id] if team_id else [])]
-        )
-        booking = estimated_booking(
-            kind.value, checked.model, checked.parameters, data["input"].get("prompt") or ""
-        )
-        return PreparedJob(data, booking, fingerprint)
 
     async def _create(
         self, who: Actor, data: dict[str, Any], key: str | None, print_: str, booking: Booking
@@ -234,40 +134,6 @@ class JobDesk:
         if found is None:
             raise not_found("job", earlier or job_id)
         return found, earlier is None
-
-    async def _check_inputs(self, who: Actor, refs: Mapping[str, Sequence[str]]) -> None:
-        wanted = [(role, asset_id) for role, ids in refs.items() for asset_id in ids]
-        if not wanted:
-            return
-        docs = await self._docs.get_many(ASSETS, [asset_id for _, asset_id in wanted])
-        for (role, asset_id), doc in zip(wanted, docs, strict=True):
-            field = FIELD_OF_ROLE[role]
-            if doc is None or not can_read(who, doc.data) or doc.data.get("deleted_at"):
-                raise bad_input(field, f"asset {asset_id} not found")
-            if doc.data.get("mime_type") not in IMAGE_TYPES:
-                raise bad_input(field, f"asset {asset_id} is not an image")
-
-    async def _cached(self, who: Actor, cache_key: str) -> CachedResult | None:
-        """An earlier identical result the caller may see in full, or None."""
-        assert self._cache is not None
-        hit = await self._cache.get(cache_key)
-        if hit is None or not hit.asset_ids:
-            return None
-        docs = await self._docs.get_many(ASSETS, list(hit.asset_ids))
-        for doc in docs:
-            if doc is None or doc.data.get("deleted_at") or not can_read(who, doc.data):
-                return None
-        return hit
-
-    async def check_webhook(
-        self, webhook: Mapping[str, Any] | None, field: str = "input.webhook"
-    ) -> dict[str, Any] | None:
-        """The webhook as stored ({url, events}), None for none; BAD_USER_INPUT naming `field`."""
-        if webhook is None:
-            return None
-        if self._webhooks is None:
-            raise bad_input(field, "webhooks are not available on this server")
-        return await self._webhooks.check(webhook, field)
 
     async def get(self, actor: Actor | None, job_id: str) -> Document:
         """A job its owner, its team's members (or an admin) may see; NOT_FOUND for everyone else."""
