@@ -11,7 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.terms import DEFAULT_TERMS_PUBLISHED_AT, DEFAULT_TERMS_VERSION
-from domain.webhooks import DEFAULT_RETRY_SCHEDULE, parse_retry_schedule
+from domain.webhook_urls import DEFAULT_RETRY_SCHEDULE, parse_retry_schedule
 
 
 class Settings(BaseSettings):

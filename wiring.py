@@ -54,7 +54,8 @@ from domain.trash import Trash
 from domain.uploads import UploadLimits, Uploads
 from domain.usage import UsageLedger
 from domain.users import Directory
-from domain.webhooks import WebhookDispatcher, WebhookUrls, check_secret, secret_from_bytes
+from domain.webhook_urls import WebhookUrls, check_secret, secret_from_bytes
+from domain.webhooks import WebhookDispatcher
 from domain.workflow_runs import WORKFLOW_RUNS, WorkflowRuns
 from domain.workflows import Workflows
 from resolvers.services import Services

@@ -61,7 +61,8 @@ from domain.uploads import Uploads
 from domain.usage import GROUPS, UsageLedger
 from domain.users import Directory, Role, UserStatus
 from domain.versions import derivatives_of
-from domain.webhooks import WebhookDispatcher, deliveries_for, secret_from_bytes
+from domain.webhook_urls import secret_from_bytes
+from domain.webhooks import WebhookDispatcher, deliveries_for
 from domain.workflow_runs import WorkflowRuns
 from domain.workflows import Workflows
 from wiring import build_catalog

@@ -27,7 +27,8 @@ from domain.ports import (
 from domain.quotas import Booking, QuotaBook, booked_job_fields, give_back
 from domain.requests import InputLimits
 from domain.terms import TermsOfService
-from domain.webhooks import WebhookUrls, record_event
+from domain.webhook_urls import WebhookUrls
+from domain.webhooks import record_event
 
 
 class JobDesk:

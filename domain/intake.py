@@ -24,7 +24,7 @@ from domain.ports import CachedResult, DocStore, ResultCache
 from domain.quotas import Booking, estimated_booking
 from domain.request_cache import request_key
 from domain.requests import InputLimits, check_request
-from domain.webhooks import WebhookUrls
+from domain.webhook_urls import WebhookUrls
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 FIELD_OF_ROLE = {

@@ -24,7 +24,7 @@ from domain.pages import Page, PageRequest, paginate
 from domain.ports import DocStore, Document, Filter, Order, Query, Transaction
 from domain.rounds import in_rounds
 from domain.users import Directory
-from domain.webhooks import WebhookUrls
+from domain.webhook_urls import WebhookUrls
 from domain.workflow_plan import FAILED, new_step, plan_run, run_status, sync_step
 from domain.workflows import Workflows, may_change
 

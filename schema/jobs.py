@@ -12,7 +12,8 @@ from domain.clock import from_iso
 from domain.jobs import Job as DomainJob
 from domain.jobs import JobStatus as DomainJobStatus
 from domain.ports import Document
-from domain.webhooks import DEFAULT_EVENTS, DeliveryStatus, deliveries_for
+from domain.webhook_urls import DEFAULT_EVENTS
+from domain.webhooks import DeliveryStatus, deliveries_for
 from schema.assets import Asset
 from schema.context import StudioContext
 from schema.nodes import Node, PageInfo, encode_id

@@ -31,17 +31,19 @@ from domain.jobs import JOBS, JobKind
 from domain.ports import WebhookSendError
 from domain.runner import JobRunner
 from domain.users import Directory, Role, UserStatus
-from domain.webhooks import (
+from domain.webhook_urls import (
     DEFAULT_RETRY_SCHEDULE,
-    WEBHOOK_DELIVERIES,
-    WebhookDispatcher,
     WebhookUrlError,
     WebhookUrls,
     address_problem,
     check_secret,
+    parse_retry_schedule,
+)
+from domain.webhooks import (
+    WEBHOOK_DELIVERIES,
+    WebhookDispatcher,
     deliveries_for,
     global_id,
-    parse_retry_schedule,
     signed_headers,
 )
 from schema.nodes import encode_id
