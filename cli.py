@@ -149,7 +149,8 @@ def _generate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from backends.legacy import LegacyBucket, probe_media
-    from domain.migration import BadRecord, MigrationReport, Migrator, parse_bucket_url, report_lines
+    from domain.legacy_records import BadRecord, parse_bucket_url
+    from domain.migration import MigrationReport, Migrator, report_lines
     from domain.users import Directory
     from wiring import build_blobs, build_docstore
 

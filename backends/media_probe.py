@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from backends.legacy.media import probe_media
-from domain.migration import MediaShape
+from domain.media import MediaShape
 
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold, should it be switched off
 _PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}

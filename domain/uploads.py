@@ -23,7 +23,7 @@ from domain.assets import ASSETS, MAX_TITLE_CHARS, blob_key, sniff_mime
 from domain.clock import from_iso, new_id, now_iso, to_iso, utcnow
 from domain.errors import bad_input, forbidden, not_found
 from domain.library import asset_terms
-from domain.migration import MediaProbe
+from domain.media import MediaProbe
 from domain.ports import BlobNotFound, BlobStore, DocStore, Document, Filter, Query, Transaction, UploadTarget
 from domain.rounds import in_rounds
 from domain.tagging import Tagger, tag_fields

@@ -12,7 +12,7 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-from domain.migration import MediaMissing, MediaRef
+from domain.legacy_records import MediaMissing, MediaRef
 
 if TYPE_CHECKING:
     from google.cloud.storage import Client

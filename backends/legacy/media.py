@@ -6,7 +6,7 @@ import io
 import struct
 from collections.abc import Iterator
 
-from domain.migration import MediaShape
+from domain.media import MediaShape
 
 
 def probe_media(data: bytes, mime_type: str) -> MediaShape:

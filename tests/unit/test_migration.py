@@ -23,26 +23,21 @@ from domain.access import Actor
 from domain.assets import ASSETS, blob_key, sniff_mime
 from domain.desk import JobDesk
 from domain.jobs import JobKind
-from domain.migration import (
+from domain.legacy_records import (
     TEXT_MIME,
     BadRecord,
-    Dedup,
     LegacyRecord,
     MediaMissing,
     MediaRef,
-    MediaShape,
-    Migrator,
-    Outcome,
     asset_id_for,
-    media_facts,
     owner_email,
     parse_bucket_url,
     parse_media_ref,
     parse_record,
     parse_time,
-    plan_asset,
-    report_lines,
 )
+from domain.media import MediaShape
+from domain.migration import Dedup, Migrator, Outcome, media_facts, plan_asset, report_lines
 from domain.ports import Query
 from domain.runner import JobRunner
 from domain.users import USERS, Directory, Role, UserStatus, user_id_for
