@@ -6,9 +6,9 @@ studio's private blob store. The asset id is derived from the old id, so an impo
 again, or resumed after a crash, without duplicating anything. A bad file (invalid JSON, a
 missing field, missing or unrecognisable media) is reported and skipped; it never stops the run.
 
-This module holds the rules (reading one record leniently, validating it, shaping the asset,
-deduplicating) and the run itself, over ports: the old bucket is a `LegacySource`, image and
-video measurement a `MediaProbe`, both provided by `backends.legacy`.
+This module shapes the asset, deduplicates and runs the import; reading one record leniently is
+domain.legacy_records. It works over ports: the old bucket is a `LegacySource`, image and video
+measurement a `MediaProbe` (domain.media), both provided by `backends.legacy`.
 """
 
 from __future__ import annotations
