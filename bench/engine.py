@@ -80,7 +80,12 @@ async def _setup(data_dir: Path, workers: int) -> tuple[Any, Actor]:
         data_dir=data_dir, workers=workers, local_speed=0, log_level="WARNING", job_lease_seconds=30
     )
     services = build_services(settings)
-    user = await services.directory.put("engine-bench@example.com", role=Role.USER, status=UserStatus.ACTIVE)
+    user = await services.directory.put(
+        "engine-bench@example.com",
+        role=Role.USER,
+        status=UserStatus.ACTIVE,
+        terms_version=services.settings.terms_version,
+    )
     return services, Actor(user=user)
 
 

@@ -167,7 +167,8 @@ class Batches:
             if batch["finished_at"] is not None:
                 record_batch_event(tx, batch_id, batch, batch_payload(batch_id, batch))
 
-        await self._docs.run_transaction(create)
+        async with self._quotas.turn(who.id) if self._quotas else contextlib.nullcontext():
+            await self._docs.run_transaction(create)
         for job_id, job in zip(job_ids, prepared, strict=True):
             if not job.cached:
                 await self._queue.enqueue(job_id)

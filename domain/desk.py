@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -130,7 +131,8 @@ class JobDesk:
             record_event(tx, job_id, data)
             return None
 
-        earlier = await self._docs.run_transaction(create_once)
+        async with self._quotas.turn(who.id) if books and self._quotas else contextlib.nullcontext():
+            earlier = await self._docs.run_transaction(create_once)
         found = await self._docs.get(JOBS, earlier or job_id)
         if found is None:
             raise not_found("job", earlier or job_id)

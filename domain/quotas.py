@@ -13,8 +13,11 @@ reason in RELEASING_FAILURES.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,6 +98,19 @@ class QuotaBook:
     def __init__(self, docs: DocStore, defaults: QuotaLimits) -> None:
         self._docs = docs
         self.defaults = defaults
+        # One booking transaction per user at a time in this process: a burst of one user's requests
+        # would otherwise all read the same counters, and all but one retry, over and over.
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, user_id: str) -> AsyncIterator[None]:
+        """Hold while running a transaction that reserves for `user_id` (other processes still
+        contend through the docstore's transaction; this only spares the retries within one)."""
+        lock = self._turns.get(user_id)
+        if lock is None:
+            lock = self._turns[user_id] = asyncio.Lock()
+        async with lock:
+            yield
 
     async def use_of(self, user_id: str, *, at: datetime | None = None) -> QuotaUse:
         """The user's limits and current use (for `User.quota`)."""

@@ -26,6 +26,7 @@ from domain.quota_limits import QuotaLimits
 from domain.quotas import QUOTA_BOOKS, Booking, QuotaBook, give_back
 from domain.runner import JobRunner
 from domain.users import Directory, Role, UserStatus
+from domain.workers import run_workers
 from wiring import build_catalog
 
 LIMITS = QuotaLimits(images_per_day=5, videos_per_month=2, monthly_budget_usd=1.0)
@@ -268,3 +269,22 @@ async def test_a_finished_job_books_the_price_charged_instead_of_the_estimate(st
     spent = (await studio.books.counters(datetime.now(UTC)))[2]
     assert spent == pytest.approx(done.data["cost_usd"]) and spent < estimated
     assert done.data["quota"]["usd"] == pytest.approx(spent)
+
+
+async def test_a_burst_of_one_users_submissions_is_booked_without_conflicts(studio: Studio) -> None:
+    # Every submission reads the user's counters while workers finishing earlier jobs write them:
+    # within one process the bookings take turns instead of retrying against each other until
+    # some give up with CONFLICT.
+    queue = DocstoreQueue(studio.books.docs)
+    desk = JobDesk(studio.books.docs, queue, build_catalog(Settings()), quotas=studio.books.quotas)
+    workers = asyncio.create_task(
+        run_workers(queue, studio.runner(LocalGenerator(speed=0)), concurrency=4, sweep_seconds=60)
+    )
+    try:
+        jobs = await asyncio.gather(
+            *(desk.submit(studio.actor, JobKind.TEXT, {"prompt": f"burst {i}"}) for i in range(200))
+        )
+    finally:
+        workers.cancel()
+        await asyncio.gather(workers, return_exceptions=True)
+    assert len({job.id for job in jobs}) == 200
