@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.clock import from_iso
+from domain.forecast import QueueForecast
 from domain.jobs import Job as DomainJob
 from domain.jobs import JobStatus as DomainJobStatus
 from domain.ports import Document
@@ -108,18 +109,22 @@ class Job(Node):
         "for a queued job, the jobs ahead at the recent pace plus its model's typical time. "
         "Null when nothing is known yet."
     )
-    async def eta_seconds(self, info: Info[StudioContext, None]) -> int | None:
+    def eta_seconds(self, info: Info[StudioContext, None]) -> int | None:
+        # Not `async def`: only a queued job needs the forecast's reads. A running job's ETA stays a
+        # plain value, so a subscription event is still completed without awaiting anything.
         job = self._job
         if job.status is DomainJobStatus.QUEUED:
-            forecast = info.context.services.forecast
-            return await forecast.eta_seconds(job.model, await forecast.position(job.created_at))
+            return self._queued_eta(info.context.services.forecast)  # type: ignore[return-value]
         return None if job.eta_seconds is None else int(job.eta_seconds)
 
+    async def _queued_eta(self, forecast: QueueForecast) -> int | None:
+        return await forecast.eta_seconds(self._job.model, await forecast.position(self._job.created_at))
+
     @strawberry.field(description="1 for the next job to run; null unless QUEUED.")
-    async def queue_position(self, info: Info[StudioContext, None]) -> int | None:
+    def queue_position(self, info: Info[StudioContext, None]) -> int | None:
         if self._job.status is not DomainJobStatus.QUEUED:
             return None
-        return await info.context.services.forecast.position(self._job.created_at)
+        return info.context.services.forecast.position(self._job.created_at)  # type: ignore[return-value]
 
     @strawberry.field
     def model(self) -> str:
