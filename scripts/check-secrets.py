@@ -1,9 +1,11 @@
 """Fail when the tracked files hold a secret-looking string that the audited baseline does not list.
 
-`detect-secrets scan` looks at every file git tracks; `.secrets.baseline` lists the findings that
-were audited as not secret (test vectors, documented prefixes). Line numbers are ignored, so editing
-around an audited value does not fail the check; a new value does. After auditing a new finding:
-`.venv/bin/detect-secrets scan --baseline .secrets.baseline` and mark it `"is_secret": false`.
+`detect-secrets` looks at every file git tracks or would track (untracked files that are not
+ignored, so a check before a commit sees what a clean clone will); `.secrets.baseline` lists the
+findings that were audited as not secret (test vectors, documented prefixes). Line numbers are
+ignored, so editing around an audited value does not fail the check; a new value does. After
+auditing a new finding: `.venv/bin/detect-secrets scan --baseline .secrets.baseline $(git ls-files)`
+and mark it `"is_secret": false`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,17 @@ def findings(report: dict[str, list[dict[str, object]]]) -> set[tuple[str, str, 
 
 def main() -> int:
     scanner = Path(sys.executable).with_name("detect-secrets")
-    # The baseline holds hashes of the audited findings, which look like secrets themselves.
-    command = [str(scanner), "scan", "--exclude-files", r"^\.secrets\.baseline$"]
+    # Every file git tracks or would track (new files too, so a check before committing sees what a
+    # clean clone will); the baseline holds hashes of the audited findings, which look like secrets.
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    files = [name for name in listed if name != ".secrets.baseline" and (ROOT / name).is_file()]
+    command = [str(scanner), "scan", *files]
     scan = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
     found = findings(json.loads(scan.stdout)["results"])
     baseline = json.loads(BASELINE.read_text())["results"]
