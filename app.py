@@ -29,6 +29,7 @@ from middleware.response_headers import ResponseHeadersMiddleware
 from schema.root import build_schema
 from wiring import (
     build_authenticator,
+    build_followers,
     build_rate_limits,
     build_runner,
     build_services,
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     runner,
                     concurrency=settings.workers,
                     sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
-                    followers=[services.workflow_runs.follow, services.uploads.keep_swept],
+                    followers=build_followers(services),
                 ),
                 name="workers",
             )

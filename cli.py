@@ -38,7 +38,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from domain.workers import run_workers
     from logs import configure_logging
-    from wiring import build_runner, build_services
+    from wiring import build_followers, build_runner, build_services
 
     configure_logging(settings)
     concurrency = args.concurrency or max(settings.workers, 1)
@@ -52,7 +52,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
                 runner,
                 concurrency=concurrency,
                 sweep_seconds=max(settings.job_lease_seconds / 2, 0.5),
-                followers=[services.workflow_runs.follow, services.uploads.keep_swept],
+                followers=build_followers(services),
             )
         )
         loop = asyncio.get_running_loop()

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     )
     # GENMEDIA_QUEUE=cloudtasks: the queue jobs are enqueued to, and the worker endpoint it calls
     cloudtasks_queue: str = "genmedia-jobs"
+    # a job QUEUED this long is handed to Cloud Tasks again (its first enqueue may have failed)
+    redeliver_after_seconds: float = Field(300.0, ge=1, le=86400)
     cloudtasks_location: str | None = None  # default GOOGLE_CLOUD_LOCATION
     cloudtasks_project: str | None = None  # default GOOGLE_CLOUD_PROJECT
     cloudtasks_worker_url: str | None = None  # https://<worker service>/internal/tasks/run

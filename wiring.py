@@ -7,11 +7,11 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backends.create_once import create_once
 from backends.metrics import record_job_finished, record_refusal, record_tagging
@@ -43,6 +43,7 @@ from domain.ports import (
 )
 from domain.quota_limits import QuotaLimits
 from domain.quotas import QuotaBook
+from domain.redelivery import WaitingJobs
 from domain.requests import InputLimits
 from domain.runner import JobRunner
 from domain.sharing import Sharing
@@ -456,6 +457,20 @@ def build_authenticator(services: Services) -> Authenticator:
     services.teams.on_membership_changed(authenticator.forget)
     services.terms.on_user_changed(authenticator.forget)
     return authenticator
+
+
+def build_followers(services: Services) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+    """The loops every worker process runs beside its jobs: workflow runs, abandoned uploads, and
+    (with Cloud Tasks) the redelivery of jobs whose enqueue failed."""
+    followers: list[Callable[[], Coroutine[Any, Any, None]]] = [
+        services.workflow_runs.follow,
+        services.uploads.keep_swept,
+    ]
+    settings = services.settings
+    if settings.queue == "cloudtasks":
+        waiting = WaitingJobs(services.docs, services.queue, after_seconds=settings.redeliver_after_seconds)
+        followers.append(waiting.keep_redelivering)
+    return followers
 
 
 def build_runner(services: Services) -> JobRunner:

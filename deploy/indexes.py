@@ -53,6 +53,7 @@ from domain.jobs import JobKind
 from domain.library import KINDS, SORT_FIELDS, AssetFilter, AssetSort, Library
 from domain.pages import Page, PageRequest
 from domain.ports import Document
+from domain.redelivery import WaitingJobs
 from domain.runner import JobRunner
 from domain.sharing import Sharing
 from domain.teams import TeamRole, Teams, team_roles
@@ -271,6 +272,8 @@ async def drive_reads(docs: RecordingDocStore, workdir: Path) -> None:
 
     await runner.sweep()
     await Uploads(docs, blobs, inspect_media).sweep()
+
+    await WaitingJobs(docs, queue, after_seconds=1).redeliver()
 
     forecast = QueueForecast(docs, ttl_seconds=0)
     await forecast.eta_seconds(settings.model_image, await forecast.position(queued.data["created_at"]))

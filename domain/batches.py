@@ -21,7 +21,7 @@ from typing import Any
 from domain.access import Actor, require_active, require_generate
 from domain.batch_tally import BATCHES, RUNNING, batch_payload, finish_if_done
 from domain.clock import new_id, now_iso
-from domain.desk import JobDesk, check_team_generation, may_see_job
+from domain.desk import JobDesk, check_team_generation, hand_over, may_see_job
 from domain.errors import ErrorCode, StudioError, bad_input, not_found
 from domain.intake import PreparedJob
 from domain.jobs import JOBS, JobKind
@@ -171,7 +171,7 @@ class Batches:
             await self._docs.run_transaction(create)
         for job_id, job in zip(job_ids, prepared, strict=True):
             if not job.cached:
-                await self._queue.enqueue(job_id)
+                await hand_over(self._queue, job_id)
         return await self.get(who, batch_id)
 
     async def get(self, actor: Actor | None, batch_id: str) -> Document:

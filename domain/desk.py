@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ from domain.requests import InputLimits
 from domain.terms import TermsOfService
 from domain.webhook_urls import WebhookUrls
 from domain.webhooks import record_event
+
+log = logging.getLogger("genmedia.desk")
 
 
 class JobDesk:
@@ -98,10 +101,10 @@ class JobDesk:
         )
         doc, made = await self._create(who, prepared.data, key, prepared.fingerprint, prepared.booking)
         if made and not prepared.cached:
-            await self._queue.enqueue(doc.id)
+            await hand_over(self._queue, doc.id)
         elif not made and doc.data.get("status") == JobStatus.QUEUED.value:
             # An idempotent replay: the first enqueue may have failed; enqueueing twice is one delivery.
-            await self._queue.enqueue(doc.id, attempt=int(doc.data.get("attempts", 0)))
+            await hand_over(self._queue, doc.id, int(doc.data.get("attempts", 0)))
         return doc
 
     async def _create(
@@ -220,6 +223,16 @@ class JobDesk:
         if doc is None:
             raise not_found("job", job_id)
         return doc
+
+
+async def hand_over(queue: JobQueue, job_id: str, attempt: int = 0) -> None:
+    """Give a stored QUEUED job to the queue. A queue that fails now (Cloud Tasks unreachable) does
+    not undo the job: the caller keeps it, and the redelivery of waiting jobs (domain.redelivery)
+    hands it over later."""
+    try:
+        await queue.enqueue(job_id, attempt=attempt)
+    except Exception:
+        log.warning("enqueueing a new job failed; it waits for redelivery", extra={"job_id": job_id})
 
 
 def check_team_generation(who: Actor, team_id: str) -> None:
