@@ -435,7 +435,7 @@ def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploa
     from backends.media_colours import ColourDescriber
 
     colours = Tagger(
-        ColourDescriber(),
+        ColourDescriber(videos=True),
         enabled=settings.auto_tags,
         timeout_seconds=settings.tagging_timeout_seconds,
         on_outcome=record_tagging,

@@ -97,7 +97,7 @@ class ColourDescriber:
     """A `domain.ports.MediaDescriber` that only names colours: cheap enough for every upload.
 
     Videos are described by a frame only with `videos=True` (it writes the clip to a temporary
-    file for ffmpeg to seek in)."""
+    file for ffmpeg to seek in; uploads do, bounded by the tagging timeout)."""
 
     def __init__(self, *, videos: bool = False) -> None:
         self._videos = videos

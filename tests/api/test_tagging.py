@@ -10,6 +10,7 @@ from PIL import Image
 from tests.api.helpers import submit, wait_for_jobs
 from tests.api.test_uploads import upload
 from tests.support.client import StudioClient
+from tests.support.media import mp4_bytes
 
 COLOURS = {"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray"}
 ASSET = "id kind tags"
@@ -83,3 +84,10 @@ async def test_an_uploaded_image_is_tagged_with_its_colours(user: StudioClient) 
     tags = (await user.data(ASSET_BY_ID, {"id": asset["id"]}))["asset"]["tags"]
     assert tags == ["blue"]
     assert asset["id"] in await found(user, tags=["blue"])
+
+
+async def test_an_uploaded_video_is_tagged_with_the_colours_of_a_frame(user: StudioClient) -> None:
+    asset = await upload(user, mp4_bytes(colour="green"), "video/mp4")
+
+    tags = (await user.data(ASSET_BY_ID, {"id": asset["id"]}))["asset"]["tags"]
+    assert tags == ["green"]

@@ -23,8 +23,8 @@ def image_bytes(mime_type: str, width: int = 48, height: int = 32) -> bytes:
 
 
 @functools.cache
-def mp4_bytes(width: int = 64, height: int = 48, seconds: int = 1) -> bytes:
-    """A short H.264 MP4 (`moov` first) from ffmpeg's test pattern."""
+def mp4_bytes(width: int = 64, height: int = 48, seconds: int = 1, colour: str | None = None) -> bytes:
+    """A short H.264 MP4 (`moov` first): ffmpeg's test pattern, or one solid `colour`."""
     import imageio_ffmpeg
 
     with tempfile.TemporaryDirectory(prefix="genmedia-test-") as folder:
@@ -33,7 +33,10 @@ def mp4_bytes(width: int = 64, height: int = 48, seconds: int = 1) -> bytes:
             [
                 imageio_ffmpeg.get_ffmpeg_exe(),
                 *("-hide_banner", "-loglevel", "error", "-f", "lavfi"),
-                *("-i", f"testsrc=size={width}x{height}:rate=10:duration={seconds}"),
+                *(
+                    "-i",
+                    f"{f'color=c={colour}:' if colour else 'testsrc='}size={width}x{height}:rate=10:duration={seconds}",
+                ),
                 *("-pix_fmt", "yuv420p", "-c:v", "libx264", "-movflags", "+faststart", str(target)),
             ],
             check=True,
