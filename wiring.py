@@ -337,7 +337,13 @@ def build_services(settings: Settings) -> Services:
     )
     audit = AuditLog(docs, max_page_size=settings.max_page_size)
     result_cache = build_result_cache(settings, docs)
-    library = Library(docs, max_page_size=settings.max_page_size, vectors=settings.embeddings != "off")
+    generator = build_generator(settings)
+    library = Library(
+        docs,
+        max_page_size=settings.max_page_size,
+        vectors=settings.embeddings != "off",
+        embed_asset=build_asset_embedder(settings, generator),
+    )
     teams = Teams(docs, directory, audit, max_page_size=settings.max_page_size)
     quotas = build_quotas(settings, docs)
     terms = build_terms(settings, docs)
@@ -367,7 +373,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         docs=docs,
         blobs=blobs,
-        generator=build_generator(settings),
+        generator=generator,
         queue=queue,
         identity=build_identity(settings),
         catalog=catalog,

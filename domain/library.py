@@ -53,10 +53,18 @@ class AssetSort:
 class Library:
     """Reads and edits of assets, always through the caller's visibility."""
 
-    def __init__(self, docs: DocStore, *, max_page_size: int = 100, vectors: bool = False) -> None:
+    def __init__(
+        self,
+        docs: DocStore,
+        *,
+        max_page_size: int = 100,
+        vectors: bool = False,
+        embed_asset: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._docs = docs
         self._max_page_size = max_page_size
         self._vectors = vectors  # similarTo compares stored embeddings (GENMEDIA_EMBEDDINGS on)
+        self._embed_asset = embed_asset  # remakes an asset's embedding when its title or tags change
 
     async def get(self, actor: Actor | None, asset_id: str) -> Document:
         """An asset the caller may see; NOT_FOUND otherwise (never a hint that it exists)."""
@@ -209,6 +217,10 @@ class Library:
             return doc
         changes["search_terms"] = asset_terms(data)
         changes["updated_at"] = now_iso()
+        if self._embed_asset is not None and ("title" in changes or "tags" in changes):
+            vector = await self._embed_asset(data)
+            if vector is not None:  # on failure the old vector stays: a little stale, never none
+                changes["embedding"] = vector
         return await self._docs.update(ASSETS, asset_id, changes, if_version=doc.version)
 
 

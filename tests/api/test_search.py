@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from backends.docstore.sqlite import SqliteDocStore
+from domain.assets import ASSETS
+from schema.nodes import split_id
 from tests.api.helpers import new_client, submit, wait_for_jobs
 from tests.conftest import MakeClient, assert_error
 from tests.support.client import StudioClient
@@ -200,3 +203,35 @@ async def test_similar_to_with_embeddings_ranks_by_meaning(
 
     page = await listed(client, filter={"similarTo": fox})
     assert [edge["node"]["id"] for edge in page["edges"]] == [forest, noodles]
+
+
+async def test_an_edited_title_and_tags_remake_the_embedding(
+    embedding_studio: tuple[StudioProcess, Path],
+) -> None:
+    server, data_dir = embedding_studio
+    client = await new_client(server, data_dir, "retitler")
+    fox = await make_asset(client, "a red fox in snow")
+    dish = await make_asset(client, "a bowl of noodles")
+    pasta = await make_asset(client, "a plate of spaghetti")
+    stored_before = await stored_embedding(data_dir, dish)
+
+    # The noodles turn out to be a picture of an arctic fox: retitled and retagged, they move closer.
+    retitle = """mutation($id: ID!, $title: String!, $tags: [String!]) {
+      updateAsset(id: $id, title: $title, tags: $tags) { id }
+    }"""
+    await client.data(retitle, {"id": dish, "title": "a red fox in the snow", "tags": ["fox", "snow"]})
+
+    assert await stored_embedding(data_dir, dish) not in (None, stored_before)
+    after = [edge["node"]["id"] for edge in (await listed(client, filter={"similarTo": fox}))["edges"]]
+    assert after.index(dish) < after.index(pasta)
+
+
+async def stored_embedding(data_dir: Path, asset_id: str) -> str | None:
+    """The vector the server stored on the asset (read from its SQLite file)."""
+    docs = SqliteDocStore(data_dir / "studio.db")
+    try:
+        doc = await docs.get(ASSETS, split_id(asset_id)[1])
+    finally:
+        await docs.close()
+    assert doc is not None
+    return doc.data.get("embedding")
