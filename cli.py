@@ -14,6 +14,10 @@ from typing import Any
 from config import Settings, load_settings
 
 
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -22,6 +26,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings)
     app = create_app(settings)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the handler
+    # that was in place before it started: with these, a stop asked for ends the process with 0
+    # (not -15, nor a KeyboardInterrupt traceback).
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     uvicorn.run(
         app,
         host=settings.host,
