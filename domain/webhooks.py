@@ -111,12 +111,26 @@ def record_batch_event(
 ) -> str | None:
     """Call in the transaction that finishes the batch (`batch` as it will be): queue its
     `batch.finished` delivery if it asked for its final status. The delivery's id, or None."""
-    hook = batch.get("webhook")
-    event = str(batch.get("status"))
+    return record_finished(tx, "batch", batch_id, batch, data, batch_id=batch_id)
+
+
+def record_finished(
+    tx: Transaction,
+    kind: str,
+    subject_id: str,
+    subject: Mapping[str, Any],
+    data: dict[str, Any],
+    *,
+    batch_id: str | None = None,
+) -> str | None:
+    """Call in the transaction that finishes a batch or a workflow run (`subject` as it will be):
+    queue its `<kind>.finished` delivery if its webhook asked for that final status."""
+    hook = subject.get("webhook")
+    event = str(subject.get("status"))
     if not hook or event not in (hook.get("events") or ()):
         return None
-    ident = f"{batch_id}_batch_finished"  # one per batch: it finishes once
-    _queue_delivery(tx, ident, hook["url"], event, "batch.finished", data, batch, batch_id=batch_id)
+    ident = f"{subject_id}_{kind}_finished"  # one per subject: it finishes once
+    _queue_delivery(tx, ident, hook["url"], event, f"{kind}.finished", data, subject, batch_id=batch_id)
     return ident
 
 

@@ -25,6 +25,7 @@ from domain.ports import DocStore, Document, Filter, Order, Query, Transaction
 from domain.rounds import in_rounds
 from domain.users import Directory
 from domain.webhook_urls import WebhookUrls
+from domain.webhooks import global_id, record_finished
 from domain.workflow_plan import FAILED, new_step, plan_run, run_status, sync_step
 from domain.workflows import Workflows, may_change
 
@@ -73,7 +74,7 @@ class WorkflowRuns:
     ) -> Document:
         """A new run of the workflow as it is now; the steps without inputs are submitted at once.
 
-        A `webhook` is checked here and given to every step's job."""
+        A `webhook` is checked here and called once, when the whole run is finished."""
         who = require_generate(actor)
         hook = await self._check_webhook(webhook)
         workflow = await self._workflows.get(who, workflow_id)
@@ -177,7 +178,6 @@ class WorkflowRuns:
                 JobKind(step["kind"]),
                 filled,
                 idempotency_key=f"workflow-run:{run.id}:{step['node']}",
-                webhook=run.data.get("webhook"),
             )
         except StudioError as error:
             if error.retryable:
@@ -204,6 +204,8 @@ class WorkflowRuns:
             }
             if JobStatus(status).is_final:
                 changes["finished_at"] = now
+                finished = {**current.data, **changes}
+                record_finished(tx, "workflow_run", run.id, finished, run_payload(run.id, finished))
             tx.update(WORKFLOW_RUNS, run.id, changes)
             return True
 
@@ -263,3 +265,22 @@ class WorkflowRuns:
     async def _recheck_forever(self) -> None:
         await asyncio.sleep(self._recheck)
         await in_rounds(self.recheck, self._recheck, "the workflow re-check")
+
+
+def run_payload(run_id: str, run: Mapping[str, Any]) -> dict[str, Any]:
+    """The `workflow_run.finished` webhook's data: the run, and each step's status and job."""
+    return {
+        "id": global_id("WorkflowRun", run_id),
+        "workflowId": global_id("Workflow", str(run["workflow_id"])),
+        "status": run["status"],
+        "steps": [
+            {
+                "node": step["node"],
+                "status": step["status"],
+                "jobId": global_id("Job", step["job_id"]) if step.get("job_id") else None,
+                "reason": step.get("reason"),
+            }
+            for step in run["steps"]
+        ],
+        "finishedAt": run.get("finished_at"),
+    }

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from standardwebhooks import Webhook
 
 from tests.api.helpers import job_count, new_client
@@ -17,7 +15,7 @@ from tests.api.test_quotas import limit
 from tests.api.test_webhooks import SECRET, Receiver, receiver  # noqa: F401  (the receiver fixture)
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, start_server
+from tests.support.server import StudioProcess
 
 BATCH_FIELDS = "id total succeeded failed cancelled status createdAt finishedAt"
 GENERATE = (
@@ -149,29 +147,6 @@ async def test_a_stranger_cannot_see_or_follow_someone_elses_batch(
 
 
 # ---------------------------------------------------------------- the batch's webhook
-
-
-@pytest.fixture(scope="module")
-def hooks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("batch-hooks") / "data"
-
-
-@pytest.fixture(scope="module")
-def hooks_studio(hooks_dir: Path) -> Iterator[StudioProcess]:
-    server = start_server(
-        hooks_dir,
-        {
-            "GENMEDIA_WORKERS": "2",
-            "GENMEDIA_WEBHOOK_ALLOW_PRIVATE": "true",
-            "GENMEDIA_WEBHOOK_RETRY_SCHEDULE": "0.2,0.2",
-            "GENMEDIA_WEBHOOK_SECRET": SECRET,
-            "GENMEDIA_WEBHOOK_POLL_SECONDS": "0.05",
-        },
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_the_batch_webhook_is_called_once_when_every_job_is_done(

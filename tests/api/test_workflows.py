@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.api.helpers import submit, wait_for_jobs
+from standardwebhooks import Webhook
+
+from tests.api.helpers import new_client, submit, wait_for_jobs
+from tests.api.test_webhooks import SECRET, Receiver, receiver  # noqa: F401  (the receiver fixture)
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
+from tests.support.server import StudioProcess
 
 WORKFLOW = "id name description owner { id } nodes { id kind input } edges { from to as } createdAt updatedAt"
 STEPS = "steps { node kind status reason job { id kind status input assets { id parent { id } } } }"
@@ -244,3 +249,31 @@ async def test_a_team_the_caller_is_not_in_is_not_found(user: StudioClient) -> N
     team = base64.b64encode(b"Team:someone-elses").decode()
     assert_error(await user.error("query($t: ID) { workflows(teamId: $t) { id } }", {"t": team}), "NOT_FOUND")
     assert_error(await user.error(CREATE, {"input": three_steps() | {"teamId": team}}), "NOT_FOUND")
+
+
+async def test_the_runs_webhook_is_called_once_when_the_whole_run_is_finished(
+    hooks_studio: StudioProcess,
+    hooks_dir: Path,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    client = await new_client(hooks_studio, hooks_dir, "workflow-hooks")
+    workflow = await create(client, three_steps("a harbour at noon"))
+    path = receiver.path("workflow-run")
+    run_it = f"mutation($id: ID!, $hook: WebhookInput) {{ runWorkflow(id: $id, webhook: $hook) {{ {RUN} }} }}"
+    run = (await client.data(run_it, {"id": workflow["id"], "hook": {"url": receiver.url(path)}}))[
+        "runWorkflow"
+    ]
+    final = await finished_run(client, run["id"])
+    deadline = time.monotonic() + 10
+    while not receiver.at(path):
+        assert time.monotonic() < deadline, "the run's webhook never came"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # room for more calls (one per step, say), which must not come
+
+    (request,) = receiver.at(path)
+    payload = Webhook(SECRET).verify(request.body, request.headers)
+    assert payload["type"] == "workflow_run.finished"
+    data = payload["data"]
+    assert (data["id"], data["status"]) == (run["id"], final["status"]) == (run["id"], "SUCCEEDED")
+    assert sorted(step["node"] for step in data["steps"]) == sorted(step["node"] for step in final["steps"])
+    assert all(step["status"] == "SUCCEEDED" and step["jobId"] for step in data["steps"])
