@@ -332,8 +332,14 @@ def unused(declared: Iterable[CompositeIndex], needed: Iterable[RequiredIndex]) 
 # ---------------------------------------------------------------- firestore.indexes.json
 
 
+# Fields no query reads that Firestore would otherwise index on every write: an asset's embedding
+# (a 1 KB string; similarTo compares vectors in the studio, never in a query).
+UNINDEXED_FIELDS: tuple[tuple[str, str], ...] = (("assets", "embedding"),)
+
+
 def index_file(needed: Iterable[RequiredIndex]) -> dict[str, Any]:
-    """The firestore.indexes.json document declaring the needed indexes, one per distinct need."""
+    """The firestore.indexes.json document declaring the needed indexes, one per distinct need, and
+    turning off single-field indexes on UNINDEXED_FIELDS."""
     distinct = {n.key: n.declared for n in needed}
     indexes = sorted(distinct.values(), key=lambda i: (i.collection, [(f.path, f.mode) for f in i.fields]))
     return {
@@ -350,7 +356,10 @@ def index_file(needed: Iterable[RequiredIndex]) -> dict[str, Any]:
             }
             for index in indexes
         ],
-        "fieldOverrides": [],
+        "fieldOverrides": [
+            {"collectionGroup": collection, "fieldPath": field, "indexes": []}
+            for collection, field in UNINDEXED_FIELDS
+        ],
     }
 
 

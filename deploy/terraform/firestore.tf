@@ -31,3 +31,16 @@ resource "google_firestore_index" "composite" {
     }
   }
 }
+
+# Fields no query reads, kept out of the automatic single-field indexes (an empty index_config
+# turns them off), so writing an asset's embedding does not pay for index entries.
+resource "google_firestore_field" "unindexed" {
+  for_each = local.firestore_unindexed
+
+  project    = var.project
+  database   = google_firestore_database.main.name
+  collection = each.value.collectionGroup
+  field      = each.value.fieldPath
+
+  index_config {}
+}

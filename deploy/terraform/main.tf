@@ -11,6 +11,12 @@ locals {
     "${index.collectionGroup}:${join(",", [for field in index.fields : "${field.fieldPath}:${lower(try(field.order, field.arrayConfig))}"])}" => index
   }
 
+  # Fields kept out of Firestore's single-field indexes (the file's fieldOverrides).
+  firestore_unindexed = {
+    for override in local.index_file.fieldOverrides :
+    "${override.collectionGroup}:${override.fieldPath}" => override
+  }
+
   apis = [
     "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",

@@ -23,6 +23,7 @@ from backends.docstore.indexes import (
     CONTAINS,
     DESCENDING,
     NAME,
+    UNINDEXED_FIELDS,
     CompositeIndex,
     IndexField,
     Read,
@@ -84,6 +85,20 @@ def test_every_index_in_the_file_serves_some_query(
 ) -> None:
     stale = unused(declared, needed)
     assert not stale, f"indexes no query uses (run {REGENERATE}):\n" + _shown(stale)
+
+
+def test_fields_kept_out_of_the_indexes_are_declared_and_no_query_reads_them() -> None:
+    derivation = _derivation()
+    sent = asyncio.run(_all_sent(derivation))
+    read = {(q.collection, path) for q in sent for path, _ in (*q.filters, *q.orders)}
+    assert not read & set(UNINDEXED_FIELDS), "a query reads a field kept out of the indexes"
+    overrides = json.loads(INDEX_FILE.read_text())["fieldOverrides"]
+    assert overrides == index_file([])["fieldOverrides"], f"run {REGENERATE}"
+    assert {"collectionGroup": "assets", "fieldPath": "embedding", "indexes": []} in overrides
+
+
+async def _all_sent(derivation: ModuleType) -> list[SentQuery]:
+    return list(await sent_queries(await derivation.record_reads()))
 
 
 def test_the_derivation_sees_every_kind_of_read(needed: list[RequiredIndex]) -> None:
