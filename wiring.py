@@ -399,7 +399,7 @@ def build_services(settings: Settings) -> Services:
         terms=terms,
         collections=Collections(docs, max_page_size=settings.max_page_size),
         trash=Trash(docs, blobs, audit, trash_days=settings.trash_days),
-        uploads=build_uploads(settings, docs, blobs),
+        uploads=build_uploads(settings, docs, blobs, generator),
         workflows=workflows,
         workflow_runs=WorkflowRuns(
             docs,
@@ -430,7 +430,7 @@ def build_terms(settings: Settings, docs: DocStore) -> TermsOfService:
     return TermsOfService(docs, current)
 
 
-def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploads:
+def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore, generator: Generator) -> Uploads:
     from backends.media_probe import inspect_media
 
     limits = UploadLimits(
@@ -446,7 +446,9 @@ def build_uploads(settings: Settings, docs: DocStore, blobs: BlobStore) -> Uploa
         timeout_seconds=settings.tagging_timeout_seconds,
         on_outcome=record_tagging,
     )
-    return Uploads(docs, blobs, inspect_media, limits, colours)
+    return Uploads(
+        docs, blobs, inspect_media, limits, colours, embed_asset=build_asset_embedder(settings, generator)
+    )
 
 
 def build_authenticator(services: Services) -> Authenticator:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -69,8 +70,10 @@ class Uploads:
         probe: MediaProbe,
         limits: UploadLimits = UploadLimits(),
         tagger: Tagger | None = None,
+        embed_asset: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None,
     ) -> None:
         self._tagger = tagger or Tagger.off()  # best-effort tags (colours) for what is uploaded
+        self._embed_asset = embed_asset  # a text embedding of its title and tags, as generated assets get
         self._docs = docs
         self._blobs = blobs
         self._probe = probe
@@ -179,6 +182,8 @@ class Uploads:
         )
         asset |= tag_fields(await self._tagger.tags_for(content, mime, None), asset)
         asset["search_terms"] = asset_terms(asset)
+        if self._embed_asset is not None:
+            asset["embedding"] = await self._embed_asset(asset)
 
         async def publish(tx: Transaction) -> str | None:
             current = await tx.get(UPLOADS, asset_id)

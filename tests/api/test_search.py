@@ -13,8 +13,10 @@ from backends.docstore.sqlite import SqliteDocStore
 from domain.assets import ASSETS
 from schema.nodes import split_id
 from tests.api.helpers import new_client, submit, wait_for_jobs
+from tests.api.test_uploads import upload
 from tests.conftest import MakeClient, assert_error
 from tests.support.client import StudioClient
+from tests.support.media import image_bytes
 from tests.support.server import StudioProcess, start_server
 
 LIST = """query($filter: AssetFilter, $sort: AssetSort, $first: Int, $after: String, $last: Int, $before: String) {
@@ -235,3 +237,12 @@ async def stored_embedding(data_dir: Path, asset_id: str) -> str | None:
         await docs.close()
     assert doc is not None
     return doc.data.get("embedding")
+
+
+async def test_an_upload_gets_an_embedding_of_its_title_and_tags(
+    embedding_studio: tuple[StudioProcess, Path],
+) -> None:
+    server, data_dir = embedding_studio
+    client = await new_client(server, data_dir, "uploader")
+    asset = await upload(client, image_bytes("image/png"), "image/png", filename="red fox in snow.png")
+    assert await stored_embedding(data_dir, asset["id"]) is not None
