@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.types import Info
 
@@ -18,56 +20,37 @@ from schema.users import User
 Ctx = Info[StudioContext, None]
 
 
-async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
+GenerateInput = GenerateImageInput | GenerateVideoInput | GenerateTextInput | UpscaleImageInput
+
+
+async def _generate(info: Ctx, kind: JobKind, raw: dict[str, Any], given: GenerateInput) -> Job:
+    """One generation: the decoded input plus the options every generate input shares."""
     doc = await info.context.services.desk.submit(
         info.context.actor,
-        JobKind.IMAGE,
-        image_input(input),
-        idempotency_key=input.idempotency_key,
-        webhook=webhook_input(input.webhook),
-        use_cache=input.cache is not False,
-        team_id=team_ref(input.team_id),
+        kind,
+        raw,
+        idempotency_key=given.idempotency_key,
+        webhook=webhook_input(given.webhook),
+        use_cache=given.cache is not False,
+        team_id=team_ref(given.team_id),
     )
     return Job.from_doc(doc)
+
+
+async def generate_image(info: Ctx, input: GenerateImageInput) -> Job:
+    return await _generate(info, JobKind.IMAGE, image_input(input), input)
 
 
 async def generate_video(info: Ctx, input: GenerateVideoInput) -> Job:
-    doc = await info.context.services.desk.submit(
-        info.context.actor,
-        JobKind.VIDEO,
-        video_input(input),
-        idempotency_key=input.idempotency_key,
-        webhook=webhook_input(input.webhook),
-        use_cache=input.cache is not False,
-        team_id=team_ref(input.team_id),
-    )
-    return Job.from_doc(doc)
+    return await _generate(info, JobKind.VIDEO, video_input(input), input)
 
 
 async def generate_text(info: Ctx, input: GenerateTextInput) -> Job:
-    doc = await info.context.services.desk.submit(
-        info.context.actor,
-        JobKind.TEXT,
-        text_input(input),
-        idempotency_key=input.idempotency_key,
-        webhook=webhook_input(input.webhook),
-        use_cache=input.cache is not False,
-        team_id=team_ref(input.team_id),
-    )
-    return Job.from_doc(doc)
+    return await _generate(info, JobKind.TEXT, text_input(input), input)
 
 
 async def upscale_image(info: Ctx, input: UpscaleImageInput) -> Job:
-    doc = await info.context.services.desk.submit(
-        info.context.actor,
-        JobKind.UPSCALE,
-        upscale_input(input),
-        idempotency_key=input.idempotency_key,
-        webhook=webhook_input(input.webhook),
-        use_cache=input.cache is not False,
-        team_id=team_ref(input.team_id),
-    )
-    return Job.from_doc(doc)
+    return await _generate(info, JobKind.UPSCALE, upscale_input(input), input)
 
 
 async def cancel_job(info: Ctx, id: strawberry.ID) -> Job:
