@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, mint_token, start_server
+from tests.support.server import StudioProcess, mint_token, serving
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _emails = itertools.count()
@@ -29,18 +29,15 @@ def studio(studio_dir: Path) -> Iterator[StudioProcess]:
     would (the bad-input table sends hundreds of requests as one caller). Limits themselves are
     tested on servers of their own (test_limits, test_api_key_limits).
     """
-    server = start_server(
+    with serving(
         studio_dir,
         {
             "GENMEDIA_WORKERS": "2",
             "GENMEDIA_MODELS_EXTRA": "IMAGE:imagen-4.0-generate-001:0.04",
             "GENMEDIA_RATE_READ": "6000/minute",
         },
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 MakeClient = Callable[..., Awaitable[StudioClient]]

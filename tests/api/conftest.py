@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.test_webhooks import SECRET
-from tests.support.server import StudioProcess, start_server
+from tests.support.server import StudioProcess, serving
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def hooks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def hooks_studio(hooks_dir: Path) -> Iterator[StudioProcess]:
     """A server that may call webhooks on 127.0.0.1 (a test receiver), retrying fast."""
-    server = start_server(
+    with serving(
         hooks_dir,
         {
             "GENMEDIA_WORKERS": "2",
@@ -28,8 +28,5 @@ def hooks_studio(hooks_dir: Path) -> Iterator[StudioProcess]:
             "GENMEDIA_WEBHOOK_SECRET": SECRET,
             "GENMEDIA_WEBHOOK_POLL_SECONDS": "0.05",
         },
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()

@@ -12,7 +12,7 @@ import pytest
 from tests.api.test_api_keys import create_key
 from tests.conftest import assert_error
 from tests.support.client import KeyClient, StudioClient
-from tests.support.server import StudioProcess, mint_token, start_server
+from tests.support.server import StudioProcess, mint_token, serving
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -34,11 +34,8 @@ def limited_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def limited(limited_dir: Path) -> Iterator[StudioProcess]:
-    server = start_server(limited_dir, LIMITS)
-    try:
+    with serving(limited_dir, LIMITS) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

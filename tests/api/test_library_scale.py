@@ -16,7 +16,7 @@ import pytest
 
 from tests.api.helpers import new_client, run
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, start_server
+from tests.support.server import StudioProcess, serving
 
 PAGE = """query($filter: AssetFilter, $sort: AssetSort, $after: String) {
   assets(filter: $filter, sort: $sort, first: 20, after: $after) {
@@ -78,11 +78,8 @@ async def seed_library(data_dir: Path, user_id: str, size: int) -> None:
 @pytest.fixture(scope="module")
 def scale_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StudioProcess, Path]]:
     data_dir = tmp_path_factory.mktemp("scale") / "data"
-    server = start_server(data_dir, {"GENMEDIA_WORKERS": "0", "GENMEDIA_RATE_READ": "6000/minute"})
-    try:
+    with serving(data_dir, {"GENMEDIA_WORKERS": "0", "GENMEDIA_RATE_READ": "6000/minute"}) as server:
         yield server, data_dir
-    finally:
-        server.stop()
 
 
 def library_of(scale_studio: tuple[StudioProcess, Path], label: str, size: int) -> tuple[StudioClient, str]:

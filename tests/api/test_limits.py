@@ -21,7 +21,7 @@ import websockets
 
 from tests.conftest import assert_error
 from tests.support.client import StudioClient, Subscriptions
-from tests.support.server import StudioProcess, mint_token, start_server
+from tests.support.server import StudioProcess, mint_token, serving
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -53,11 +53,8 @@ def limited_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def limited(limited_dir: Path) -> Iterator[StudioProcess]:
-    server = start_server(limited_dir, LIMITS)
-    try:
+    with serving(limited_dir, LIMITS) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def new_user(limited: StudioProcess, limited_dir: Path, *, hours: float = 1.0) -> StudioClient:

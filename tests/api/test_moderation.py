@@ -13,7 +13,7 @@ import pytest
 from tests.api.helpers import around_now, job_count, submit, wait_for_jobs
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, mint_token, start_server
+from tests.support.server import StudioProcess, mint_token, serving
 
 POLICY = {
     "GENMEDIA_WORKERS": "1",
@@ -35,11 +35,8 @@ def moderated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def moderated(moderated_dir: Path) -> Iterator[StudioProcess]:
-    server = start_server(moderated_dir, POLICY)
-    try:
+    with serving(moderated_dir, POLICY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from tests.api.helpers import job_count, submit, wait_for_jobs
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, mint_token, start_server
+from tests.support.server import StudioProcess, mint_token, serving
 
 QUOTA = """{ me { id quota {
   imagesPerDay videosPerMonth imagesUsedToday videosUsedThisMonth monthlyBudgetUsd spentThisMonthUsd resetsAt
@@ -233,11 +233,8 @@ def idle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def idle(idle_dir: Path) -> Iterator[StudioProcess]:
     """No workers: jobs stay QUEUED until cancelled."""
-    server = start_server(idle_dir, {"GENMEDIA_WORKERS": "0", "GENMEDIA_QUOTA_IMAGES_PER_DAY": "4"})
-    try:
+    with serving(idle_dir, {"GENMEDIA_WORKERS": "0", "GENMEDIA_QUOTA_IMAGES_PER_DAY": "4"}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -248,14 +245,11 @@ def failing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def failing(failing_dir: Path) -> Iterator[StudioProcess]:
     """The provider is always unavailable and jobs are not retried."""
-    server = start_server(
+    with serving(
         failing_dir,
         {"GENMEDIA_WORKERS": "1", "GENMEDIA_LOCAL_FAIL_RATE": "1", "GENMEDIA_JOB_MAX_ATTEMPTS": "1"},
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def client_of(server: StudioProcess, data_dir: Path) -> StudioClient:

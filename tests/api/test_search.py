@@ -17,7 +17,7 @@ from tests.api.test_uploads import upload
 from tests.conftest import MakeClient, assert_error
 from tests.support.client import StudioClient
 from tests.support.media import image_bytes
-from tests.support.server import StudioProcess, start_server
+from tests.support.server import StudioProcess, serving
 
 LIST = """query($filter: AssetFilter, $sort: AssetSort, $first: Int, $after: String, $last: Int, $before: String) {
   assets(filter: $filter, sort: $sort, first: $first, after: $after, last: $last, before: $before) {
@@ -187,11 +187,8 @@ async def test_similar_to_stays_within_the_library_listed_and_needs_a_sign_in(
 def embedding_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StudioProcess, Path]]:
     """A server with GENMEDIA_EMBEDDINGS=local: new assets get a vector from the packaged model."""
     data_dir = tmp_path_factory.mktemp("embeddings") / "data"
-    server = start_server(data_dir, {"GENMEDIA_EMBEDDINGS": "local", "GENMEDIA_WORKERS": "1"})
-    try:
+    with serving(data_dir, {"GENMEDIA_EMBEDDINGS": "local", "GENMEDIA_WORKERS": "1"}) as server:
         yield server, data_dir
-    finally:
-        server.stop()
 
 
 async def test_similar_to_with_embeddings_ranks_by_meaning(

@@ -13,7 +13,7 @@ from domain.terms import DEFAULT_TERMS_PUBLISHED_AT, DEFAULT_TERMS_VERSION
 from tests.api.helpers import job_count
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, mint_token, start_server
+from tests.support.server import StudioProcess, mint_token, serving
 
 TERMS = "{ currentTerms { version url publishedAt } }"
 ACCEPT = "mutation($version: String!) { acceptTerms(version: $version) { id acceptedTermsVersion } }"
@@ -46,7 +46,7 @@ def revised_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def revised(revised_dir: Path) -> Iterator[StudioProcess]:
     """A studio that has published a newer version of the terms, with a link to them."""
-    server = start_server(
+    with serving(
         revised_dir,
         {
             "GENMEDIA_WORKERS": "0",
@@ -54,11 +54,8 @@ def revised(revised_dir: Path) -> Iterator[StudioProcess]:
             "GENMEDIA_TERMS_URL": "https://studio.example.com/terms/2027-01-15",
             "GENMEDIA_TERMS_PUBLISHED_AT": "2027-01-15T09:00:00Z",
         },
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_anyone_may_read_the_current_terms(anonymous: StudioClient) -> None:

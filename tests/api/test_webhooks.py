@@ -21,7 +21,7 @@ from standardwebhooks import Webhook
 from tests.api.helpers import job_count, new_client, run
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
-from tests.support.server import StudioProcess, start_server
+from tests.support.server import StudioProcess, serving
 
 SECRET = "whsec_" + base64.b64encode(b"api-test-webhook-secret-32-bytes").decode()
 TIMEOUT_SECONDS = 0.5
@@ -123,7 +123,7 @@ def hooks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def hooks_studio(hooks_dir: Path) -> Iterator[StudioProcess]:
-    server = start_server(
+    with serving(
         hooks_dir,
         {
             "GENMEDIA_WORKERS": "2",
@@ -133,11 +133,8 @@ def hooks_studio(hooks_dir: Path) -> Iterator[StudioProcess]:
             "GENMEDIA_WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
             "GENMEDIA_WEBHOOK_POLL_SECONDS": "0.05",
         },
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -135,3 +136,15 @@ async def mint_token(
         await docs.close()
     issuer = LocalIssuer(data_dir / "secrets" / "issuer-key.pem")
     return issuer.issue(user.id, user.email, ttl=timedelta(hours=hours))
+
+
+@contextmanager
+def serving(
+    data_dir: Path, extra: Mapping[str, str] | None = None, *, port: int | None = None
+) -> Iterator[StudioProcess]:
+    """`start_server` for the length of a block, stopped however the block ends."""
+    server = start_server(data_dir, extra, port=port)
+    try:
+        yield server
+    finally:
+        server.stop()
