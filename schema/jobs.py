@@ -248,6 +248,31 @@ class WebhookInput:
     )
 
 
+# The options every generate input offers, described once (a strawberry field belongs to one class).
+def _team_field() -> Any:
+    return strawberry.field(
+        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
+    )
+
+
+def _collection_field() -> Any:
+    return strawberry.field(default=None, description="File the results into this collection.")
+
+
+def _idempotency_field() -> Any:
+    return strawberry.field(
+        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
+    )
+
+
+def _cache_field() -> Any:
+    return strawberry.field(
+        default=True,
+        description="Answer from an identical earlier request (same model, input and seed) when there is "
+        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
+    )
+
+
 @strawberry.input
 class GenerateImageInput:
     prompt: str
@@ -257,21 +282,11 @@ class GenerateImageInput:
     count: int | None = strawberry.field(default=1, description="1..4 images in one job.")
     seed: int | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
-    team_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
-    )
-    collection_id: strawberry.ID | None = strawberry.field(
-        default=None, description="File the results into this collection."
-    )
+    team_id: strawberry.ID | None = _team_field()
+    collection_id: strawberry.ID | None = _collection_field()
     webhook: WebhookInput | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
-    )
-    cache: bool | None = strawberry.field(
-        default=True,
-        description="Answer from an identical earlier request (same model, input and seed) when there is "
-        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
-    )
+    idempotency_key: str | None = _idempotency_field()
+    cache: bool | None = _cache_field()
 
 
 @strawberry.input
@@ -288,21 +303,11 @@ class GenerateVideoInput:
     first_frame_asset_id: strawberry.ID | None = None
     last_frame_asset_id: strawberry.ID | None = None
     reference_asset_ids: list[strawberry.ID] | None = None
-    team_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
-    )
-    collection_id: strawberry.ID | None = strawberry.field(
-        default=None, description="File the results into this collection."
-    )
+    team_id: strawberry.ID | None = _team_field()
+    collection_id: strawberry.ID | None = _collection_field()
     webhook: WebhookInput | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
-    )
-    cache: bool | None = strawberry.field(
-        default=True,
-        description="Answer from an identical earlier request (same model, input and seed) when there is "
-        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
-    )
+    idempotency_key: str | None = _idempotency_field()
+    cache: bool | None = _cache_field()
 
 
 @strawberry.input
@@ -312,18 +317,10 @@ class GenerateTextInput:
     model: str | None = None
     temperature: float | None = 0.7
     max_output_tokens: int | None = 1024
-    team_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
-    )
+    team_id: strawberry.ID | None = _team_field()
     webhook: WebhookInput | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
-    )
-    cache: bool | None = strawberry.field(
-        default=True,
-        description="Answer from an identical earlier request (same model, input and seed) when there is "
-        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
-    )
+    idempotency_key: str | None = _idempotency_field()
+    cache: bool | None = _cache_field()
 
 
 @strawberry.input
@@ -331,18 +328,10 @@ class UpscaleImageInput:
     asset_id: strawberry.ID
     factor: int | None = strawberry.field(default=2, description="2 or 4")
     model: str | None = None
-    team_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Make the job and its assets the team's (team OWNERs and EDITORs)."
-    )
+    team_id: strawberry.ID | None = _team_field()
     webhook: WebhookInput | None = None
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Same key + same caller within 24 h = the same job, no second charge."
-    )
-    cache: bool | None = strawberry.field(
-        default=True,
-        description="Answer from an identical earlier request (same model, input and seed) when there is "
-        "one the caller may see: a job already SUCCEEDED, cached, at no cost. false: always generate.",
-    )
+    idempotency_key: str | None = _idempotency_field()
+    cache: bool | None = _cache_field()
 
 
 @strawberry.type(description="A model the studio offers, with its price.")
