@@ -12,10 +12,10 @@ from standardwebhooks import Webhook
 
 from tests.api.helpers import job_count, new_client
 from tests.api.test_quotas import limit
-from tests.api.test_webhooks import SECRET, Receiver, receiver  # noqa: F401  (the receiver fixture)
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
 from tests.support.server import StudioProcess
+from tests.support.webhook_receiver import SECRET, Receiver
 
 BATCH_FIELDS = "id total succeeded failed cancelled status createdAt finishedAt"
 GENERATE = (
@@ -152,7 +152,7 @@ async def test_a_stranger_cannot_see_or_follow_someone_elses_batch(
 async def test_the_batch_webhook_is_called_once_when_every_job_is_done(
     hooks_studio: StudioProcess,
     hooks_dir: Path,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     client = await new_client(hooks_studio, hooks_dir, "batch-hooks")
     path = receiver.path("batch")

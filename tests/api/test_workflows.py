@@ -11,10 +11,10 @@ from typing import Any
 from standardwebhooks import Webhook
 
 from tests.api.helpers import new_client, submit, wait_for_jobs
-from tests.api.test_webhooks import SECRET, Receiver, receiver  # noqa: F401  (the receiver fixture)
 from tests.conftest import assert_error
 from tests.support.client import StudioClient
 from tests.support.server import StudioProcess
+from tests.support.webhook_receiver import SECRET, Receiver
 
 WORKFLOW = "id name description owner { id } nodes { id kind input } edges { from to as } createdAt updatedAt"
 STEPS = "steps { node kind status reason job { id kind status input assets { id parent { id } } } }"
@@ -254,7 +254,7 @@ async def test_a_team_the_caller_is_not_in_is_not_found(user: StudioClient) -> N
 async def test_the_runs_webhook_is_called_once_when_the_whole_run_is_finished(
     hooks_studio: StudioProcess,
     hooks_dir: Path,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     client = await new_client(hooks_studio, hooks_dir, "workflow-hooks")
     workflow = await create(client, three_steps("a harbour at noon"))
