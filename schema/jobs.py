@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -77,6 +78,8 @@ class WebhookDelivery:
 @strawberry.type(description="One generation: its status and progress while it runs, its assets when done.")
 class Job(Node):
     _job: strawberry.Private[DomainJob]
+    # A queued job's place in the queue, read once however many of its fields need it.
+    _position: strawberry.Private[asyncio.Future[int] | None] = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> Job:
@@ -118,13 +121,18 @@ class Job(Node):
         return None if job.eta_seconds is None else int(job.eta_seconds)
 
     async def _queued_eta(self, forecast: QueueForecast) -> int | None:
-        return await forecast.eta_seconds(self._job.model, await forecast.position(self._job.created_at))
+        return await forecast.eta_seconds(self._job.model, await self._queue_position(forecast))
+
+    async def _queue_position(self, forecast: QueueForecast) -> int:
+        if self._position is None:
+            self._position = asyncio.ensure_future(forecast.position(self._job.created_at))
+        return await self._position
 
     @strawberry.field(description="1 for the next job to run; null unless QUEUED.")
     def queue_position(self, info: Info[StudioContext, None]) -> int | None:
         if self._job.status is not DomainJobStatus.QUEUED:
             return None
-        return info.context.services.forecast.position(self._job.created_at)  # type: ignore[return-value]
+        return self._queue_position(info.context.services.forecast)  # type: ignore[return-value]
 
     @strawberry.field
     def model(self) -> str:

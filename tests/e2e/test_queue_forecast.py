@@ -38,6 +38,16 @@ async def test_queued_jobs_show_their_position_and_an_eta_learnt_from_finished_j
     assert all(isinstance(eta, int) for eta in etas), seen
     assert etas == sorted(etas), f"a job further back is not expected sooner: {seen}"
 
+    # Position and ETA together read the queue once: asking for both costs what asking for the
+    # position alone does (the engine's recent pace is cached for a few seconds).
+    calls = []
+    for fields in ("queuePosition", "queuePosition etaSeconds"):
+        response = await client.post(
+            f"query($id: ID!) {{ job(id: $id) {{ {fields} }} }}", {"id": later[2]["id"]}
+        )
+        calls.append(response.headers["x-docstore-calls"])
+    assert calls[0] == calls[1], calls
+
     processes.worker()
     for job in later:
         await finished(client, job["id"])
